@@ -1,0 +1,6 @@
+from app.admin import bp
+
+
+@bp.get("/")
+def dashboard():
+    return "Waule admin"

@@ -1,0 +1,103 @@
+"""Who is calling /api/v1: an API key, a member, or a tenant admin. Resolved once per request
+into `g.principal`; every view is authenticated unless marked `@public` (deny by default)."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from flask import current_app, g, request
+from flask_jwt_extended import decode_token
+from jwt import ExpiredSignatureError, InvalidTokenError
+
+from app.errors import Forbidden, Unauthenticated
+from app.models import ApiKey, Tenant, TenantUser, UserSession
+from app.services.api_keys import find_usable_key, note_key_use
+from app.services.audit import Actor
+from app.services.sessions import resolve_access
+
+
+@dataclass
+class Principal:
+    kind: str  # api_key | member | tenant_admin
+    tenant: Tenant
+    mode: str  # live | test
+    user: TenantUser | None = None
+    session: UserSession | None = None
+    api_key: ApiKey | None = None
+
+    @property
+    def is_tenant_admin(self) -> bool:
+        if self.api_key is not None:
+            return "admin" in self.api_key.scopes
+        return self.kind == "tenant_admin"
+
+    def actor(self) -> Actor:
+        if self.api_key is not None:
+            return Actor("api_key", str(self.api_key.id), self.api_key.prefix, self.tenant.id, client_ip())
+        return Actor("tenant_admin" if self.kind == "tenant_admin" else "member", str(self.user.id),
+                     self.user.username, self.tenant.id, client_ip())
+
+
+def client_ip() -> str | None:
+    # ProxyFix (configured by TRUST_PROXY_HOPS) has already put the client's address here.
+    return request.remote_addr
+
+
+def public(view):
+    view.public = True
+    return view
+
+
+def _credential() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("X-API-Key", "").strip() or None
+
+
+def authenticate() -> Principal:
+    credential = _credential()
+    if not credential:
+        raise Unauthenticated("Missing credentials: send 'Authorization: Bearer <api key or access token>'.",
+                              code="missing_credentials")
+    if credential.startswith("wk_"):
+        key = find_usable_key(credential)
+        note_key_use(key.id)
+        return Principal("api_key", key.tenant, key.mode, api_key=key)
+    try:
+        claims = decode_token(credential)
+    except ExpiredSignatureError:
+        raise Unauthenticated("Access token has expired; refresh it.", code="token_expired") from None
+    except InvalidTokenError:
+        raise Unauthenticated("Invalid access token.", code="invalid_token") from None
+    if claims.get("type") != "access":
+        raise Unauthenticated("Invalid access token.", code="invalid_token")
+    resolved = resolve_access(claims)
+    if resolved is None:
+        raise Unauthenticated("This session has ended; log in again.", code="session_ended")
+    user, session = resolved
+    return Principal("tenant_admin" if user.role == "admin" else "member", user.tenant, session.key_mode,
+                     user=user, session=session)
+
+
+def load_principal() -> None:
+    """before_request for the API blueprint."""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    if view is None or getattr(view, "public", False):
+        return
+    g.principal = authenticate()
+
+
+def current_principal() -> Principal:
+    return g.principal
+
+
+def tenant_admin_required(view):
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not g.principal.is_tenant_admin:
+            raise Forbidden("This needs a tenant admin (or an API key with the 'admin' scope).",
+                            code="tenant_admin_required")
+        return view(*args, **kwargs)
+
+    return wrapper

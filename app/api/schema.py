@@ -1,0 +1,192 @@
+"""Declared request and response schemas for API views, and the OpenAPI document built from them.
+
+Pydantic validates; each view declares its body, query and response models with `@endpoint`, and
+the OpenAPI document is assembled from those declarations by walking the URL map, so the docs cannot
+drift from what the code accepts.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+
+from flask import Flask, jsonify, request
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from app.errors import InvalidInput
+
+
+class Body(BaseModel):
+    """Base for request bodies: unknown fields and wrong types are refused, not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """Base for query strings: values arrive as text, so they are converted (leniently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    """Base for responses, built from model objects."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+@dataclass
+class Spec:
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    auth: tuple[str, ...] = ()
+    errors: tuple[int, ...] = ()
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _describe(error: ValidationError) -> InvalidInput:
+    first = error.errors()[0]
+    if first["type"] == "json_invalid":
+        return InvalidInput(f"Malformed JSON body: {first['msg']}.", code="invalid_json")
+    location = ".".join(str(part) for part in first["loc"])
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "Unknown field"
+    count = len(error.errors())
+    more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+    return InvalidInput(f"{location}: {message}{more}" if location else f"{message}{more}", param=location or None)
+
+
+def parse_body(model: type[BaseModel]):
+    raw = request.get_data(cache=True) or b"{}"
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        raise _describe(error) from None
+
+
+def parse_query(model: type[BaseModel]):
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as error:
+        raise _describe(error) from None
+
+
+def endpoint(summary: str, *, body=None, query=None, response=None, status: int = 200,
+             auth: tuple[str, ...] = (), errors: tuple[int, ...] = (), tags: tuple[str, ...] = ()):
+    """Declare a view's schemas. The parsed body and query reach the view as `body=` and `query=`."""
+    spec = Spec(summary, body, query, response, status, auth, errors, tags)
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            if body is not None:
+                kwargs["body"] = parse_body(body)
+            if query is not None:
+                kwargs["query"] = parse_query(query)
+            return view(*args, **kwargs)
+
+        wrapper.openapi = spec
+        return wrapper
+
+    return decorate
+
+
+def dump(model: type[BaseModel], obj, **extra) -> dict:
+    data = model.model_validate(obj).model_dump(mode="json")
+    data.update(extra)
+    return data
+
+
+def respond(model: type[BaseModel], obj, status: int = 200):
+    return jsonify(dump(model, obj)), status
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------------
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "object", "properties": {
+        "message": {"type": "string"}, "type": {"type": "string"}, "code": {"type": "string"},
+        "param": {"type": ["string", "null"]}, "request_id": {"type": "string"}},
+        "required": ["message", "type", "code"]}},
+    "required": ["error"],
+}
+_STATUS_TEXT = {400: "Invalid request", 401: "Not authenticated", 402: "Insufficient credits",
+                403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Unprocessable", 429: "Too many requests",
+                502: "Upstream failure", 504: "Upstream timeout"}
+_SECURITY = {
+    "api_key": [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}],
+    "member": [{"MemberJWT": []}],
+}
+
+
+def _path(rule: str) -> tuple[str, list[dict]]:
+    params = []
+
+    def replace(match):
+        name = match.group(2)
+        params.append({"name": name, "in": "path", "required": True,
+                       "schema": {"type": "string", "format": "uuid"} if match.group(1) == "uuid" else {"type": "string"}})
+        return "{" + name + "}"
+
+    return re.sub(r"<(?:(\w+):)?(\w+)>", replace, rule), params
+
+
+def build_openapi(app: Flask, prefix: str, *, title: str, version: str) -> dict:
+    components: dict = {}
+
+    def ref(model, mode):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    paths: dict = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if not rule.rule.startswith(prefix):
+            continue
+        spec: Spec | None = getattr(app.view_functions[rule.endpoint], "openapi", None)
+        if spec is None:
+            continue
+        path, params = _path(rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            operation = {"summary": spec.summary, "operationId": rule.endpoint.replace(".", "_"),
+                         "tags": list(spec.tags) or [rule.rule[len(prefix):].strip("/").split("/")[0]],
+                         "parameters": list(params), "responses": {}}
+            if spec.query is not None:
+                schema = spec.query.model_json_schema()
+                for name, prop in schema.get("properties", {}).items():
+                    operation["parameters"].append({"name": name, "in": "query", "schema": prop,
+                                                    "required": name in schema.get("required", [])})
+            if spec.body is not None:
+                operation["requestBody"] = {"required": True, "content": {
+                    "application/json": {"schema": ref(spec.body, "validation")}}}
+            ok = {"description": "OK"}
+            if spec.response is not None:
+                ok["content"] = {"application/json": {"schema": ref(spec.response, "serialization")}}
+            operation["responses"][str(spec.status)] = ok
+            for status in sorted({400, *spec.errors, *((401,) if spec.auth else ())}):
+                operation["responses"][str(status)] = {
+                    "description": _STATUS_TEXT.get(status, "Error"),
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            if spec.auth:
+                operation["security"] = [s for kind in spec.auth for s in _SECURITY[kind]]
+            else:
+                operation["security"] = []
+            paths.setdefault(path, {})[method.lower()] = operation
+    components["Error"] = _ERROR_SCHEMA
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {"schemas": components, "securitySchemes": {
+            "ApiKeyBearer": {"type": "http", "scheme": "bearer", "description": "A tenant API key, wk_live_… or wk_test_…"},
+            "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "MemberJWT": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                          "description": "An access token from POST /api/v1/auth/login"},
+        }},
+    }

@@ -1,0 +1,99 @@
+"""The tenant-admin API: a tenant admin (or an `admin`-scoped key) manages its own tenant only."""
+from __future__ import annotations
+
+from flask import jsonify
+
+from app.api import bp
+from app.api.auth import current_principal, tenant_admin_required
+from app.api.schema import Out, dump, endpoint
+from app.api.schemas import (ApiKeyCreatedOut, ApiKeyCreateIn, ApiKeyOut, DeviceOut, ListOf, UserCreateIn,
+                             UserOut, UserUpdateIn)
+from app.services import api_keys, devices, users
+
+AUTH = ("api_key", "member")
+
+
+class UserListOut(ListOf):
+    data: list[UserOut]
+    seats_used: int
+    max_seats: int
+
+
+class DeviceListOut(ListOf):
+    data: list[DeviceOut]
+
+
+class ApiKeyListOut(ListOf):
+    data: list[ApiKeyOut]
+
+
+@bp.get("/tenant/members")
+@endpoint("List the tenant's members and admins", response=UserListOut, auth=AUTH, errors=(403,), tags=("tenant",))
+@tenant_admin_required
+def list_members():
+    tenant = current_principal().tenant
+    return jsonify(dump(UserListOut, {"data": users.list_users(tenant.id), "seats_used": users.seats_used(tenant.id),
+                                      "max_seats": tenant.max_seats}))
+
+
+@bp.post("/tenant/members")
+@endpoint("Add a member (or tenant admin)", body=UserCreateIn, response=UserOut, status=201, auth=AUTH,
+          errors=(403, 409), tags=("tenant",))
+@tenant_admin_required
+def create_member(body: UserCreateIn):
+    principal = current_principal()
+    user = users.create_user(principal.tenant.id, principal.actor(), **body.model_dump())
+    return jsonify(dump(UserOut, user)), 201
+
+
+@bp.patch("/tenant/members/<member_id>")
+@endpoint("Change a member's nickname, password or active state", body=UserUpdateIn, response=UserOut,
+          auth=AUTH, errors=(403, 404, 409), tags=("tenant",))
+@tenant_admin_required
+def update_member(member_id: str, body: UserUpdateIn):
+    principal = current_principal()
+    user = users.update_user(principal.tenant.id, member_id, principal.actor(), body.model_dump(exclude_unset=True))
+    return jsonify(dump(UserOut, user))
+
+
+@bp.get("/tenant/devices")
+@endpoint("List bound devices", response=DeviceListOut, auth=AUTH, errors=(403,), tags=("tenant",))
+@tenant_admin_required
+def list_devices():
+    return jsonify(dump(DeviceListOut, {"data": devices.list_devices(current_principal().tenant.id)}))
+
+
+@bp.delete("/tenant/devices/<device_id>")
+@endpoint("Unbind a device so its user can log in from a new one", auth=AUTH, status=204, errors=(403, 404),
+          tags=("tenant",))
+@tenant_admin_required
+def unbind_device(device_id: str):
+    principal = current_principal()
+    devices.unbind_device(principal.tenant.id, device_id, principal.actor())
+    return "", 204
+
+
+@bp.get("/tenant/keys")
+@endpoint("List the tenant's API keys (never the keys themselves)", response=ApiKeyListOut, auth=AUTH,
+          errors=(403,), tags=("tenant",))
+@tenant_admin_required
+def list_keys():
+    return jsonify(dump(ApiKeyListOut, {"data": api_keys.list_keys(current_principal().tenant.id)}))
+
+
+@bp.post("/tenant/keys")
+@endpoint("Create an API key; the key is shown once, in this response", body=ApiKeyCreateIn,
+          response=ApiKeyCreatedOut, status=201, auth=AUTH, errors=(403,), tags=("tenant",))
+@tenant_admin_required
+def create_key(body: ApiKeyCreateIn):
+    principal = current_principal()
+    key, raw = api_keys.create_key(principal.tenant.id, principal.actor(), **body.model_dump())
+    return jsonify(dump(ApiKeyCreatedOut, {**dump(ApiKeyOut, key), "key": raw})), 201
+
+
+@bp.delete("/tenant/keys/<key_id>")
+@endpoint("Revoke an API key", response=ApiKeyOut, auth=AUTH, errors=(403, 404), tags=("tenant",))
+@tenant_admin_required
+def revoke_key(key_id: str):
+    principal = current_principal()
+    return jsonify(dump(ApiKeyOut, api_keys.revoke_key(principal.tenant.id, key_id, principal.actor())))

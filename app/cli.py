@@ -1,0 +1,200 @@
+"""`flask` commands: the same services the API and dashboard use, for operators and scripts."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from app.errors import DomainError
+from app.extensions import db
+from app.models import PlatformAdmin, Tenant
+from app.services import admins, api_keys, tenants, users
+from app.services.audit import Actor
+from app.services.crypto import random_token
+
+CLI = Actor(kind="system", name="cli")
+
+
+def _fail(error: DomainError):
+    click.echo(f"Error: {error.message}", err=True)
+    sys.exit(1)
+
+
+def init_app(app: Flask) -> None:
+    for group in (secrets_cli, admins_cli, tenants_cli, demo_cli, keys_cli):
+        app.cli.add_command(group)
+
+
+@click.group("secrets", help="Secrets for the .env file.")
+def secrets_cli():
+    pass
+
+
+@secrets_cli.command("generate", help="Print a fresh set of secrets as .env lines.")
+def secrets_generate():
+    from config import generate_secrets
+    for name, value in generate_secrets().items():
+        click.echo(f"{name}={value}")
+
+
+@click.group("admins", help="Platform admins and their API tokens.")
+def admins_cli():
+    pass
+
+
+@admins_cli.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True, help="At least 8 characters.")
+def admins_create(username, password):
+    try:
+        admin = admins.create_admin(CLI, username=username, password=password)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Created platform admin {admin.username} ({admin.id}).")
+
+
+@admins_cli.command("list")
+def admins_list():
+    for admin in admins.list_admins():
+        state = "active" if admin.is_active else "inactive"
+        click.echo(f"{admin.id}  {admin.username:<24} {state}")
+
+
+@admins_cli.command("token", help="Print a personal access token for the JSON admin API.")
+@click.argument("username")
+@click.option("--name", default="cli", show_default=True, help="What the token is for.")
+def admins_token(username, name):
+    try:
+        admin = admins.find_by_username(username)
+        if not admin.is_active:
+            _fail(DomainError(f"Admin {username!r} is inactive."))
+        token, raw = admins.issue_token(admin, CLI, name=name)
+    except DomainError as error:
+        _fail(error)
+    click.echo(raw)
+    click.echo(f"Token id {token.id}: shown once; revoke with `flask admins revoke-token {token.id}`.", err=True)
+
+
+@admins_cli.command("tokens", help="List an admin's tokens (never the tokens themselves).")
+@click.argument("username")
+def admins_tokens(username):
+    try:
+        admin = admins.find_by_username(username)
+    except DomainError as error:
+        _fail(error)
+    for token in admins.list_tokens(admin):
+        state = "revoked" if token.revoked_at else "active"
+        click.echo(f"{token.id}  {token.prefix}…  {token.name:<16} {state}")
+
+
+@admins_cli.command("revoke-token")
+@click.argument("token_id")
+def admins_revoke_token(token_id):
+    try:
+        token = admins.revoke_token(token_id, CLI)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Revoked {token.prefix}…")
+
+
+@admins_cli.command("deactivate")
+@click.argument("username")
+def admins_deactivate(username):
+    try:
+        admin = admins.set_active(admins.find_by_username(username).id, CLI, False)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Deactivated {admin.username}; their sessions and tokens no longer work.")
+
+
+@click.group("tenants", help="Tenants.")
+def tenants_cli():
+    pass
+
+
+@tenants_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--seats", type=click.IntRange(0, tenants.MAX_SEATS_LIMIT), default=5, show_default=True)
+@click.option("--contact-email")
+@click.option("--admin-username")
+@click.option("--admin-password")
+@click.option("--no-device-binding", is_flag=True, help="Let members log in without a device id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tenant, key and secret as JSON.")
+def tenants_create(name, seats, contact_email, admin_username, admin_password, no_device_binding, as_json):
+    try:
+        created = tenants.create_tenant(CLI, name=name, max_seats=seats, contact_email=contact_email,
+                                        require_device=not no_device_binding, admin_username=admin_username,
+                                        admin_password=admin_password)
+    except DomainError as error:
+        _fail(error)
+    from app.api.schema import dump
+    from app.api.schemas import ApiKeyOut, TenantOut
+    payload = {"tenant": dump(TenantOut, created.tenant),
+               "api_key": {**dump(ApiKeyOut, created.api_key), "key": created.api_key_plaintext},
+               "api_secret": created.api_secret}
+    if as_json:
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(f"Tenant {created.tenant.name} ({created.tenant.id})")
+        click.echo(f"API key (shown once):    {created.api_key_plaintext}")
+        click.echo(f"API secret (shown once): {created.api_secret}")
+
+
+@click.group("keys", help="API key housekeeping.")
+def keys_cli():
+    pass
+
+
+@keys_cli.command("flush-usage", help="Write buffered key use counts now.")
+def keys_flush_usage():
+    click.echo(f"Flushed {api_keys.flush_key_usage(force=True)} key(s).")
+
+
+@click.group("demo", help="The demo data `make run` starts with.")
+def demo_cli():
+    pass
+
+
+DEMO_TENANT = "Demo Tenant"
+
+
+@demo_cli.command("seed", help="Create the demo admin, tenant, keys and members once; later runs do nothing.")
+def demo_seed():
+    if db.session.scalar(sa.select(Tenant.id).where(Tenant.name == DEMO_TENANT)) or \
+            db.session.scalar(sa.select(PlatformAdmin.id).limit(1)):
+        click.echo("Demo data already present; credentials are in instance/demo-credentials.txt.")
+        return
+    password = {name: random_token(16) for name in ("admin", "tenant_admin", "alice", "bob")}
+    admins.create_admin(CLI, username="admin", password=password["admin"])
+    created = tenants.create_tenant(CLI, name=DEMO_TENANT, contact_email="demo@example.com", max_seats=5,
+                                    admin_username="demo-admin", admin_password=password["tenant_admin"])
+    _test_key, test_raw = api_keys.create_key(created.tenant.id, CLI, name="test", mode="test")
+    for member in ("alice", "bob"):
+        users.create_user(created.tenant.id, CLI, username=member, password=password[member],
+                          nickname=member.title())
+    lines = [
+        "Waule Server demo credentials (generated once; keep this file private)",
+        "",
+        "Dashboard          http://127.0.0.1:5000/admin",
+        f"  platform admin   admin / {password['admin']}",
+        "",
+        f"Tenant             {DEMO_TENANT} ({created.tenant.id})",
+        f"  live API key     {created.api_key_plaintext}",
+        f"  test API key     {test_raw}",
+        f"  api secret       {created.api_secret}",
+        f"  tenant admin     demo-admin / {password['tenant_admin']}",
+        f"  member           alice / {password['alice']}",
+        f"  member           bob / {password['bob']}",
+        "",
+        "Members log in with POST /api/v1/auth/login {api_key, username, password, device_id}.",
+    ]
+    path = Path(current_app.instance_path) / "demo-credentials.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    click.echo("\n".join(lines))
+    click.echo(f"\n(Also written to {path}.)")

@@ -1,0 +1,61 @@
+"""Device binding: a user's first login binds the device; any other device is refused until an
+admin unbinds the bound one. Seats and devices are how tenants are licensed."""
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import Forbidden, InvalidInput
+from app.extensions import db
+from app.models import Tenant, TenantDevice, TenantUser, utcnow
+from app.services import audit
+from app.services.audit import Actor
+from app.services.tenancy import get_for_tenant
+
+
+def require_device_id(tenant: Tenant, device_id: str | None) -> str | None:
+    device_id = (device_id or "").strip() or None
+    if tenant.require_device and device_id is None:
+        raise InvalidInput("This tenant requires a device_id to log in.", code="device_id_required",
+                           param="device_id")
+    if device_id is not None and len(device_id) > 128:
+        raise InvalidInput("device_id must be at most 128 characters.", param="device_id")
+    return device_id
+
+
+def check_device(user: TenantUser, device_id: str | None, device_info: dict | None) -> None:
+    """Bind on first use, refuse a different device (403 device_not_bound). The caller commits."""
+    if not user.tenant.require_device or device_id is None:
+        return
+    device = db.session.scalar(sa.select(TenantDevice).where(TenantDevice.user_id == user.id))
+    if device is None:
+        device = TenantDevice(tenant_id=user.tenant_id, user_id=user.id, fingerprint=device_id,
+                              device_info=device_info)
+        try:
+            with db.session.begin_nested():
+                db.session.add(device)
+        except IntegrityError:  # a concurrent first login bound another device a moment ago
+            device = db.session.scalar(sa.select(TenantDevice).where(TenantDevice.user_id == user.id))
+    if device.fingerprint != device_id:
+        raise Forbidden("This account is bound to another device; ask your admin to unbind it.",
+                        code="device_not_bound")
+    device.last_seen_at = utcnow()
+    if device_info:
+        device.device_info = device_info
+
+
+def list_devices(tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None) -> list[TenantDevice]:
+    query = sa.select(TenantDevice).where(TenantDevice.tenant_id == tenant_id)
+    if user_id is not None:
+        query = query.where(TenantDevice.user_id == user_id)
+    return list(db.session.scalars(query.order_by(TenantDevice.last_seen_at.desc())))
+
+
+def unbind_device(tenant_id: uuid.UUID, device_id, actor: Actor) -> None:
+    device = get_for_tenant(TenantDevice, tenant_id, device_id, what="device")
+    audit.record(actor, "device.unbind", target_type="tenant_device", target_id=device.id, tenant_id=tenant_id,
+                 changes={"user_id": str(device.user_id), "fingerprint": device.fingerprint})
+    db.session.delete(device)
+    db.session.commit()

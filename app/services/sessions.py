@@ -1,0 +1,141 @@
+"""Member and tenant-admin sign-in: API key + username + password (+ device) → JWT and refresh token."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_jwt_extended import create_access_token
+
+from app.errors import Unauthenticated
+from app.extensions import db
+from app.models import ApiKey, RefreshToken, Tenant, TenantUser, UserSession, utcnow
+from app.services.api_keys import find_usable_key
+from app.services.crypto import digest, random_token
+from app.services.devices import check_device, require_device_id
+from app.services.passwords import verify_password
+from app.services.throttle import login_throttle
+
+BAD_CREDENTIALS = "Invalid username or password."
+
+
+@dataclass
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: TenantUser
+    tenant: Tenant
+    session: UserSession
+
+
+def login(*, api_key: str, username: str, password: str, device_id: str | None = None,
+          device_info: dict | None = None, ip: str | None = None) -> IssuedTokens:
+    key: ApiKey = find_usable_key(api_key)
+    tenant = key.tenant
+    username = (username or "").strip()
+    throttle = login_throttle()
+    realm = f"tenant:{tenant.id}"
+    throttle.check(realm, username, ip)
+    device_id = require_device_id(tenant, device_id)
+
+    user = db.session.scalar(sa.select(TenantUser).where(
+        TenantUser.tenant_id == tenant.id, sa.func.lower(TenantUser.username) == username.lower()))
+    # Unknown user, wrong password and inactive user get the same answer, after the same bcrypt work.
+    password_ok = verify_password(password or "", user.password_hash if user else None)
+    if user is None or not password_ok or not user.is_active:
+        throttle.failed(realm, username, ip)
+        raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
+    throttle.succeeded(realm, username)
+
+    check_device(user, device_id, device_info)
+    user.last_login_at = utcnow()
+    session = UserSession(tenant_id=tenant.id, user_id=user.id, key_mode=key.mode,
+                          device_fingerprint=device_id, ip=ip)
+    db.session.add(session)
+    db.session.flush()
+    tokens = _issue(user, session)
+    db.session.commit()
+    return tokens
+
+
+def _issue(user: TenantUser, session: UserSession) -> IssuedTokens:
+    expires_in = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
+    access = create_access_token(
+        identity=str(user.id),
+        additional_claims={"tid": str(user.tenant_id), "role": user.role, "sid": str(session.id),
+                           "mode": session.key_mode},
+        expires_delta=timedelta(seconds=expires_in),
+    )
+    raw_refresh = "wr_" + random_token(48)
+    db.session.add(RefreshToken(
+        session_id=session.id, digest=digest(raw_refresh),
+        expires_at=utcnow() + timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"]),
+    ))
+    return IssuedTokens(access, raw_refresh, expires_in, user, user.tenant, session)
+
+
+def refresh(raw_refresh: str) -> IssuedTokens:
+    """Rotate a refresh token. Presenting an already-rotated token revokes the whole session."""
+    now = utcnow()
+    token = db.session.scalar(sa.select(RefreshToken).where(RefreshToken.digest == digest(raw_refresh or "")))
+    if token is None:
+        raise Unauthenticated("Invalid refresh token.", code="invalid_refresh_token")
+    session = token.session
+    # Compare-and-set: of two concurrent uses of one token, exactly one rotates it.
+    rotated = db.session.execute(
+        sa.update(RefreshToken).where(RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None))
+        .values(rotated_at=now)
+    ).rowcount
+    if not rotated:
+        _revoke(session, "refresh_token_reused")
+        db.session.commit()
+        raise Unauthenticated("Refresh token was already used; the session has been ended.",
+                              code="refresh_token_reused")
+    user = db.session.get(TenantUser, session.user_id)
+    if (session.revoked_at is not None or token.expires_at <= now or not user.is_active
+            or not user.tenant.is_active):
+        db.session.rollback()
+        raise Unauthenticated("Invalid refresh token.", code="invalid_refresh_token")
+    tokens = _issue(user, session)
+    db.session.commit()
+    return tokens
+
+
+def logout(raw_refresh: str | None, session_id: uuid.UUID | None = None) -> None:
+    """End the session named by a refresh token or by the caller's access token."""
+    session = None
+    if raw_refresh:
+        token = db.session.scalar(sa.select(RefreshToken).where(RefreshToken.digest == digest(raw_refresh)))
+        session = token.session if token else None
+    elif session_id is not None:
+        session = db.session.get(UserSession, session_id)
+    if session is None:
+        raise Unauthenticated("Invalid refresh token.", code="invalid_refresh_token")
+    _revoke(session, "logout")
+    db.session.commit()
+
+
+def _revoke(session: UserSession, reason: str) -> None:
+    db.session.execute(
+        sa.update(UserSession).where(UserSession.id == session.id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+    )
+
+
+def resolve_access(claims: dict) -> tuple[TenantUser, UserSession] | None:
+    """The live user and session behind a decoded access token, or None when any of them ended."""
+    try:
+        user_id, session_id = uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])
+    except (KeyError, ValueError, TypeError):
+        return None
+    row = db.session.execute(
+        sa.select(TenantUser, UserSession)
+        .join(UserSession, UserSession.user_id == TenantUser.id)
+        .join(Tenant, Tenant.id == TenantUser.tenant_id)
+        .where(TenantUser.id == user_id, UserSession.id == session_id, UserSession.revoked_at.is_(None),
+               TenantUser.is_active.is_(True), Tenant.is_active.is_(True))
+    ).first()
+    return (row[0], row[1]) if row else None

@@ -1,0 +1,133 @@
+"""Tenants: create (with first key, secret and optional admin), change, list."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from app.errors import InvalidInput
+from app.extensions import db
+from app.models import OSS_MODES, ApiKey, Tenant, TenantUser
+from app.services import audit
+from app.services.api_keys import issue_key
+from app.services.audit import Actor
+from app.services.crypto import decrypt, encrypt, random_token
+from app.services.tenancy import get_tenant
+from app.services.users import add_user
+
+EDITABLE = ("name", "contact_name", "contact_phone", "contact_email", "is_active", "max_seats",
+            "enabled_models", "oss_mode", "storage_quota_bytes", "require_device")
+MAX_SEATS_LIMIT = 100_000
+API_SECRET_CONTEXT = "tenant.api_secret"
+
+
+@dataclass
+class CreatedTenant:
+    tenant: Tenant
+    api_key: ApiKey
+    api_key_plaintext: str  # shown once
+    api_secret: str         # shown once
+    admin: TenantUser | None
+
+
+def _clean(fields: dict) -> dict:
+    fields = dict(fields)
+    for name in ("name", "contact_name", "contact_phone", "contact_email"):
+        if name in fields:
+            fields[name] = (fields[name] or "").strip() or None
+    if "name" in fields and not fields["name"]:
+        raise InvalidInput("Tenant name is required.", param="name")
+    if "name" in fields and len(fields["name"]) > 120:
+        raise InvalidInput("Tenant name must be at most 120 characters.", param="name")
+    if "max_seats" in fields and not 0 <= int(fields["max_seats"]) <= MAX_SEATS_LIMIT:
+        raise InvalidInput(f"max_seats must be between 0 and {MAX_SEATS_LIMIT}.", param="max_seats")
+    if "oss_mode" in fields and fields["oss_mode"] not in OSS_MODES:
+        raise InvalidInput("oss_mode must be PLATFORM or CUSTOM.", param="oss_mode")
+    if fields.get("storage_quota_bytes") is not None and fields["storage_quota_bytes"] < 0:
+        raise InvalidInput("storage_quota_bytes must not be negative.", param="storage_quota_bytes")
+    if "enabled_models" in fields:
+        fields["enabled_models"] = sorted({m.strip() for m in fields["enabled_models"] or [] if m.strip()})
+    return fields
+
+
+def create_tenant(actor: Actor, *, name: str, contact_name: str | None = None, contact_phone: str | None = None,
+                  contact_email: str | None = None, max_seats: int = 5, require_device: bool = True,
+                  admin_username: str | None = None, admin_password: str | None = None) -> CreatedTenant:
+    fields = _clean({"name": name, "contact_name": contact_name, "contact_phone": contact_phone,
+                     "contact_email": contact_email, "max_seats": max_seats})
+    if bool(admin_username) != bool(admin_password):
+        raise InvalidInput("Give both admin_username and admin_password, or neither.", param="admin_username")
+    api_secret = "ws_" + random_token(40)
+    tenant = Tenant(**fields, require_device=require_device,
+                    api_secret_encrypted=encrypt(api_secret, context=API_SECRET_CONTEXT))
+    db.session.add(tenant)
+    db.session.flush()
+    audit.record(actor, "tenant.create", target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
+                 changes={k: v for k, v in fields.items() if v is not None})
+    key, raw_key = issue_key(tenant, actor, name="default", mode="live")
+    admin = None
+    if admin_username:
+        admin = add_user(tenant, actor, username=admin_username, password=admin_password, role="admin")
+    db.session.commit()
+    return CreatedTenant(tenant, key, raw_key, api_secret, admin)
+
+
+def update_tenant(tenant_id, actor: Actor, changes: dict) -> Tenant:
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))}.")
+    tenant = get_tenant(tenant_id, for_update=True)
+    changed = audit.diff(tenant, _clean(changes))
+    if changed:
+        action = "tenant.deactivate" if changed.get("is_active") == [True, False] else "tenant.update"
+        audit.record(actor, action, target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
+                     changes=changed)
+    db.session.commit()
+    return tenant
+
+
+def reveal_api_secret(tenant: Tenant) -> str:
+    """For signing webhooks; never for showing to anyone after creation."""
+    return decrypt(tenant.api_secret_encrypted, context=API_SECRET_CONTEXT)
+
+
+@dataclass
+class TenantRow:
+    tenant: Tenant
+    members: int
+    active_members: int
+
+
+def list_tenants(*, search: str | None = None, page: int = 1, per_page: int = 20) -> tuple[list[TenantRow], int]:
+    """One page of tenants, newest first, with member counts, and the total matching."""
+    page, per_page = max(1, page), min(max(1, per_page), 100)
+    where = []
+    if search and search.strip():
+        term = f"%{search.strip().lower()}%"
+        where.append(sa.or_(sa.func.lower(Tenant.name).like(term),
+                            sa.func.lower(sa.func.coalesce(Tenant.contact_email, "")).like(term),
+                            sa.func.lower(sa.func.coalesce(Tenant.contact_name, "")).like(term)))
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(Tenant).where(*where))
+    is_member = TenantUser.role == "member"
+    counts = (
+        sa.select(TenantUser.tenant_id,
+                  sa.func.count().label("members"),
+                  sa.func.count().filter(TenantUser.is_active.is_(True)).label("active_members"))
+        .where(is_member).group_by(TenantUser.tenant_id).subquery()
+    )
+    rows = db.session.execute(
+        sa.select(Tenant, sa.func.coalesce(counts.c.members, 0), sa.func.coalesce(counts.c.active_members, 0))
+        .outerjoin(counts, counts.c.tenant_id == Tenant.id)
+        .where(*where).order_by(Tenant.created_at.desc(), Tenant.id)
+        .limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return [TenantRow(t, m, a) for t, m, a in rows], total
+
+
+def find_tenant(tenant_id) -> Tenant:
+    return get_tenant(tenant_id)
+
+
+def tenant_ids() -> list[uuid.UUID]:
+    return list(db.session.scalars(sa.select(Tenant.id)))

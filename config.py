@@ -1,0 +1,147 @@
+"""Configuration from the environment, parsed strictly.
+
+Every setting comes from an environment variable (a `.env` file in development). In production a
+missing or weak secret stops start-up with a message naming it; in development the secrets are
+generated once and kept under `instance/secrets.json`, so restarts keep sessions and encrypted data.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+ENVIRONMENTS = ("development", "production", "test")
+SECRET_NAMES = ("SECRET_KEY", "JWT_SECRET", "CONFIG_ENCRYPTION_KEY", "KEY_PEPPER")
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def generate_secrets() -> dict[str, str]:
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "CONFIG_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "KEY_PEPPER": secrets.token_urlsafe(48),
+    }
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _encryption_key(value: str) -> bytes:
+    try:
+        key = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("CONFIG_ENCRYPTION_KEY must be base64 (32 random bytes)") from None
+    if len(key) != 32:
+        raise ConfigError(f"CONFIG_ENCRYPTION_KEY must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def _development_secrets(instance_path: Path) -> dict[str, str]:
+    path = instance_path / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    instance_path.mkdir(parents=True, exist_ok=True)
+    generated = generate_secrets()
+    path.write_text(json.dumps(generated, indent=2))
+    path.chmod(0o600)
+    return generated
+
+
+def _secrets(env: Mapping[str, str], environment: str, instance_path: Path) -> dict[str, str]:
+    fallback = _development_secrets(instance_path) if environment == "development" else {}
+    values = {}
+    for name in SECRET_NAMES:
+        value = env.get(name, "").strip() or fallback.get(name, "")
+        if not value:
+            raise ConfigError(f"{name} is not set; `flask secrets generate` prints a fresh set")
+        if name != "CONFIG_ENCRYPTION_KEY" and len(value) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"{name} is too weak: use at least {MIN_SECRET_LENGTH} random characters")
+        values[name] = value
+    return values
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual spellings; SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql:// URL."""
+    for spelling in ("postgres://", "postgresql://"):
+        if url.startswith(spelling):
+            return "postgresql+psycopg2://" + url[len(spelling):]
+    if not url.startswith(("sqlite:", "postgresql+psycopg2://")):
+        raise ConfigError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
+    return url
+
+
+def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path = "instance") -> dict:
+    """Build the Flask config mapping from environment variables."""
+    env = os.environ if env is None else env
+    instance_path = Path(instance_path)
+    environment = env.get("WAULE_ENV", "development").strip() or "development"
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"WAULE_ENV must be one of {', '.join(ENVIRONMENTS)}, got {environment!r}")
+
+    secret_values = _secrets(env, environment, instance_path)
+    database_url = env.get("DATABASE_URL", "").strip()
+    if not database_url:
+        if environment == "production":
+            raise ConfigError("DATABASE_URL is not set")
+        database_url = f"sqlite:///{(instance_path / 'waule.db').resolve()}"
+    database_url = normalize_database_url(database_url)
+
+    redis_url = env.get("REDIS_URL", "").strip()
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REDIS_URL must be a redis:// URL")
+
+    return {
+        "WAULE_ENV": environment,
+        "TESTING": environment == "test",
+        "SECRET_KEY": secret_values["SECRET_KEY"],
+        "JWT_SECRET_KEY": secret_values["JWT_SECRET"],
+        "CONFIG_ENCRYPTION_KEY": _encryption_key(secret_values["CONFIG_ENCRYPTION_KEY"]),
+        "KEY_PEPPER": secret_values["KEY_PEPPER"].encode(),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_BODY_BYTES", 10 * 1024 * 1024, 1024, 512 * 1024 * 1024),
+        "JWT_ACCESS_TOKEN_EXPIRES": _int(env, "JWT_ACCESS_MINUTES", 60, 1, 24 * 60) * 60,
+        "REFRESH_TOKEN_DAYS": _int(env, "REFRESH_TOKEN_DAYS", 30, 1, 365),
+        "BCRYPT_ROUNDS": _int(env, "BCRYPT_ROUNDS", 12, 4, 16),
+        "ADMIN_SESSION_MINUTES": _int(env, "ADMIN_SESSION_MINUTES", 60, 1, 7 * 24 * 60),
+        "LOGIN_FAILURES_PER_USER": _int(env, "LOGIN_FAILURES_PER_USER", 5, 1, 1000),
+        "LOGIN_FAILURES_PER_IP": _int(env, "LOGIN_FAILURES_PER_IP", 30, 1, 100000),
+        "LOGIN_FAILURE_WINDOW_SECONDS": _int(env, "LOGIN_FAILURE_WINDOW_SECONDS", 900, 1, 86400),
+        "KEY_USAGE_FLUSH_SECONDS": _int(env, "KEY_USAGE_FLUSH_SECONDS", 10, 0, 3600),
+        "SESSION_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", environment == "production"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "TRUST_PROXY_HOPS": _int(env, "TRUST_PROXY_HOPS", 0, 0, 5),
+        "DEMO_SEED": _bool(env, "DEMO_SEED", environment == "development"),
+    }

@@ -1,0 +1,187 @@
+"""Shared fixtures: a real database (PostgreSQL when TEST_DATABASE_URL is set, else a SQLite file),
+migrated once per run with the project's own migrations, a fresh app per test, and factories.
+
+Tests that need PostgreSQL, Redis or Chromium skip with a one-line reason when those are missing,
+except under CI=true, where a missing service is a failure.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from app import create_app
+from app.extensions import db
+from app.services import admins, tenants, users
+from app.services.audit import Actor
+from config import generate_secrets, load_config, normalize_database_url
+
+ON_CI = os.environ.get("CI", "").lower() == "true"
+TEST_ACTOR = Actor(kind="system", name="tests")
+PASSWORD = "correct-horse-battery"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with `reason` when a service is missing; under CI a missing service fails the test."""
+    if condition:
+        return
+    if ON_CI:
+        pytest.fail(f"{reason} (CI=true: required, not skipped)")
+    pytest.skip(reason)
+
+
+def _create_postgres_database(server_url: str) -> tuple[str, callable]:
+    server_url = normalize_database_url(server_url)
+    name = f"waule_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin_engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop():
+        with admin_engine.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    server_url = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if server_url:
+        url, drop = _create_postgres_database(server_url)
+        yield url
+        drop()
+    else:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'waule-test.db'}"
+
+
+@pytest.fixture(scope="session")
+def test_env(database_url, tmp_path_factory) -> dict:
+    return {
+        **generate_secrets(),
+        "WAULE_ENV": "test",
+        "DATABASE_URL": database_url,
+        "BCRYPT_ROUNDS": "4",
+        "KEY_USAGE_FLUSH_SECONDS": "0",
+        "REDIS_URL": "",
+    }
+
+
+def make_app(test_env: dict, instance_path, **overrides):
+    config = load_config(env=test_env, instance_path=instance_path)
+    config.update(overrides)
+    config["SKIP_ENV_CONFIG"] = True
+    return create_app(config)
+
+
+@pytest.fixture(scope="session")
+def migrated(test_env, tmp_path_factory):
+    """Apply the real migrations once per run: the schema under test is the one we ship."""
+    from flask_migrate import upgrade
+    app = make_app(test_env, tmp_path_factory.mktemp("instance"))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return True
+
+
+def _empty_all_tables() -> None:
+    tables = [t.name for t in db.metadata.sorted_tables]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+    else:
+        for name in reversed(tables):
+            db.session.execute(sa.text(f'DELETE FROM "{name}"'))
+    db.session.commit()
+
+
+@pytest.fixture
+def app(migrated, test_env, tmp_path):
+    app = make_app(test_env, tmp_path / "instance")
+    with app.app_context():
+        yield app
+        db.session.remove()
+        _empty_all_tables()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def is_postgres(app) -> bool:
+    return db.engine.dialect.name == "postgresql"
+
+
+# --- factories --------------------------------------------------------------------------------------
+
+class Factory:
+    """Builds rows through the real services, so tests start from states the app can reach."""
+
+    def __init__(self, client):
+        self.client = client
+        self._n = 0
+
+    def _next(self, stem: str) -> str:
+        self._n += 1
+        return f"{stem}{self._n}"
+
+    def tenant(self, name: str | None = None, **fields) -> tenants.CreatedTenant:
+        return tenants.create_tenant(TEST_ACTOR, name=name or self._next("Tenant "), **fields)
+
+    def user(self, created: tenants.CreatedTenant, username: str | None = None, *, role: str = "member",
+             password: str = PASSWORD, **fields):
+        return users.create_user(created.tenant.id, TEST_ACTOR, username=username or self._next("user"),
+                                 password=password, role=role, **fields)
+
+    def login(self, created: tenants.CreatedTenant, user, *, password: str = PASSWORD,
+              device_id: str | None = "device-1", api_key: str | None = None) -> dict:
+        """Log in over HTTP; returns the token response body."""
+        response = self.client.post("/api/v1/auth/login", json={
+            "api_key": api_key or created.api_key_plaintext, "username": user.username, "password": password,
+            "device_id": device_id})
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def auth(self, created: tenants.CreatedTenant, user, **kwargs) -> dict:
+        """Authorization headers for a logged-in user."""
+        return {"Authorization": f"Bearer {self.login(created, user, **kwargs)['access_token']}"}
+
+    def platform_admin(self, username: str | None = None, password: str = PASSWORD):
+        return admins.create_admin(TEST_ACTOR, username=username or self._next("admin"), password=password)
+
+    def admin_token_headers(self, admin=None) -> dict:
+        admin = admin or self.platform_admin()
+        _token, raw = admins.issue_token(admin, TEST_ACTOR)
+        return {"Authorization": f"Bearer {raw}"}
+
+
+@pytest.fixture
+def make(client) -> Factory:
+    return Factory(client)
+
+
+def key_headers(created: tenants.CreatedTenant) -> dict:
+    return {"Authorization": f"Bearer {created.api_key_plaintext}"}
+
+
+def assert_error(response, status: int, code: str | None = None):
+    """The API's error envelope, with the status (and code) a client would branch on."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
+    assert response.is_json, response.get_data(as_text=True)[:200]
+    error = response.get_json()["error"]
+    assert error["message"] and error["type"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error
