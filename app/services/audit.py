@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import AuditLog
+from app.models import AuditLog, Tenant, parse_uuid
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,47 @@ def diff(obj, new_values: dict) -> dict:
 
 def _plain(value):
     return value if isinstance(value, (str, int, float, bool, list, dict, type(None))) else str(value)
+
+
+@dataclass
+class AuditRow:
+    entry: AuditLog
+    tenant_name: str | None
+
+
+def list_entries(*, action: str | None = None, tenant: str | None = None, actor_name: str | None = None,
+                 date_from: date | None = None, date_to: date | None = None, page: int = 1,
+                 per_page: int = 50) -> tuple[list[AuditRow], int]:
+    """One page of entries, newest first, and the total matching.
+
+    `action` matches as a prefix ("tenant." finds every tenant action); `tenant` is a tenant id or part
+    of its name; `actor_name` is part of the actor's name; dates are whole UTC days, both inclusive.
+    """
+    page, per_page = max(1, page), min(max(1, per_page), 200)
+    where = []
+    if action and action.strip():
+        where.append(AuditLog.action.startswith(action.strip().lower(), autoescape=True))
+    if tenant and tenant.strip():
+        tenant_uuid = parse_uuid(tenant.strip())
+        if tenant_uuid is not None:
+            where.append(AuditLog.tenant_id == tenant_uuid)
+        else:
+            where.append(sa.func.lower(Tenant.name).contains(tenant.strip().lower(), autoescape=True))
+    if actor_name and actor_name.strip():
+        where.append(sa.func.lower(sa.func.coalesce(AuditLog.actor_name, ""))
+                     .contains(actor_name.strip().lower(), autoescape=True))
+    if date_from is not None:
+        where.append(AuditLog.created_at >= datetime.combine(date_from, time.min, tzinfo=timezone.utc))
+    if date_to is not None:
+        where.append(AuditLog.created_at < datetime.combine(date_to + timedelta(days=1), time.min,
+                                                            tzinfo=timezone.utc))
+    joined = sa.select(AuditLog, Tenant.name).outerjoin(Tenant, Tenant.id == AuditLog.tenant_id).where(*where)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(joined.subquery()))
+    rows = db.session.execute(joined.order_by(AuditLog.created_at.desc(), AuditLog.id)
+                              .limit(per_page).offset((page - 1) * per_page)).all()
+    return [AuditRow(entry, name) for entry, name in rows], total
+
+
+def known_actions() -> list[str]:
+    """The distinct actions recorded so far, for a filter's choices."""
+    return list(db.session.scalars(sa.select(AuditLog.action).distinct().order_by(AuditLog.action)))
