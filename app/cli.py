@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -9,10 +10,10 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from app.errors import DomainError
+from app.errors import DomainError, NotFound
 from app.extensions import db
-from app.models import PlatformAdmin, Tenant
-from app.services import admins, api_keys, tenants, users
+from app.models import Tenant
+from app.services import admins, api_keys, billing, tenants, users
 from app.services.audit import Actor
 from app.services.crypto import random_token
 
@@ -25,7 +26,8 @@ def _fail(error: DomainError):
 
 
 def init_app(app: Flask) -> None:
-    for group in (secrets_cli, admins_cli, tenants_cli, demo_cli, keys_cli):
+    for group in (secrets_cli, admins_cli, tenants_cli, demo_cli, keys_cli, ledger_cli, holds_cli, catalog_cli,
+                  credits_cli, idempotency_cli):
         app.cli.add_command(group)
 
 
@@ -149,7 +151,8 @@ def keys_cli():
     pass
 
 
-@keys_cli.command("flush-usage", help="Write buffered key use counts now.")
+@keys_cli.command("flush-usage", help="Write this process's buffered key use counts now. Servers flush their "
+                                      "own every KEY_USAGE_FLUSH_SECONDS; this is for shells and tests.")
 def keys_flush_usage():
     click.echo(f"Flushed {api_keys.flush_key_usage(force=True)} key(s).")
 
@@ -160,29 +163,42 @@ def demo_cli():
 
 
 DEMO_TENANT = "Demo Tenant"
+DEMO_CREDITS = 10_000
 
 
 @demo_cli.command("seed", help="Create the demo admin, tenant, keys and members once; later runs do nothing.")
 def demo_seed():
-    if db.session.scalar(sa.select(Tenant.id).where(Tenant.name == DEMO_TENANT)) or \
-            db.session.scalar(sa.select(PlatformAdmin.id).limit(1)):
-        click.echo("Demo data already present; credentials are in instance/demo-credentials.txt.")
+    path = Path(current_app.instance_path) / "demo-credentials.txt"
+    # The demo tenant marks a finished seed. An operator's own admins do not: they must not stop the demo,
+    # and a seed that failed half-way (its admin made, its tenant not) must finish on the next run.
+    if db.session.scalar(sa.select(Tenant.id).where(Tenant.name == DEMO_TENANT)):
+        where = f"in {path}" if path.exists() else "printed when it was seeded"
+        click.echo(f"Demo data already present; its credentials were {where}.")
         return
     password = {name: random_token(16) for name in ("admin", "tenant_admin", "alice", "bob")}
-    admins.create_admin(CLI, username="admin", password=password["admin"])
-    created = tenants.create_tenant(CLI, name=DEMO_TENANT, contact_email="demo@example.com", max_seats=5,
-                                    admin_username="demo-admin", admin_password=password["tenant_admin"])
-    _test_key, test_raw = api_keys.create_key(created.tenant.id, CLI, name="test", mode="test")
-    for member in ("alice", "bob"):
-        users.create_user(created.tenant.id, CLI, username=member, password=password[member],
-                          nickname=member.title())
+    try:
+        admin_line = f"  platform admin   admin / {password['admin']}"
+        try:
+            admins.find_by_username("admin")
+            admin_line = "  platform admin   admin (already existed; password unchanged)"
+        except NotFound:
+            admins.create_admin(CLI, username="admin", password=password["admin"])
+        created = tenants.create_tenant(CLI, name=DEMO_TENANT, contact_email="demo@example.com", max_seats=5,
+                                        admin_username="demo-admin", admin_password=password["tenant_admin"])
+        _test_key, test_raw = api_keys.create_key(created.tenant.id, CLI, name="test", mode="test")
+        for member in ("alice", "bob"):
+            users.create_user(created.tenant.id, CLI, username=member, password=password[member],
+                              nickname=member.title())
+        billing.recharge(created.tenant.id, DEMO_CREDITS, CLI, description="Demo credits")
+    except DomainError as error:
+        _fail(error)
     lines = [
         "Waule Server demo credentials (generated once; keep this file private)",
         "",
         "Dashboard          http://127.0.0.1:5000/admin",
-        f"  platform admin   admin / {password['admin']}",
+        admin_line,
         "",
-        f"Tenant             {DEMO_TENANT} ({created.tenant.id})",
+        f"Tenant             {DEMO_TENANT} ({created.tenant.id}), {DEMO_CREDITS:,} credits",
         f"  live API key     {created.api_key_plaintext}",
         f"  test API key     {test_raw}",
         f"  api secret       {created.api_secret}",
@@ -192,9 +208,80 @@ def demo_seed():
         "",
         "Members log in with POST /api/v1/auth/login {api_key, username, password, device_id}.",
     ]
-    path = Path(current_app.instance_path) / "demo-credentials.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o600)
+    # Created owner-only from the start: writing first and chmod-ing after leaves a readable moment.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as credentials:
+        credentials.write("\n".join(lines) + "\n")
+    path.chmod(0o600)  # an older file keeps its mode through O_TRUNC
     click.echo("\n".join(lines))
     click.echo(f"\n(Also written to {path}.)")
+
+
+@click.group("ledger", help="The credits ledger.")
+def ledger_cli():
+    pass
+
+
+@ledger_cli.command("verify", help="Check balance = Σ entries, held = Σ HELD holds, each hold resolved once.")
+def ledger_verify():
+    from app.services import ledger
+    problems = ledger.verify()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found.", err=True)
+        sys.exit(1)
+    click.echo("Ledger verified: every tenant balances.")
+
+
+@click.group("holds", help="Credit holds.")
+def holds_cli():
+    pass
+
+
+@holds_cli.command("expire", help="Release holds past their expiry (requests that died).")
+def holds_expire():
+    from app.services import billing
+    click.echo(f"Expired {billing.expire_due_holds()} hold(s).")
+
+
+@click.group("catalog", help="The model catalog.")
+def catalog_cli():
+    pass
+
+
+@catalog_cli.command("seed", help="Add the gateway's models that are missing, with starting prices (idempotent).")
+def catalog_seed():
+    from app.services import catalog
+    added = catalog.seed_catalog(CLI)
+    click.echo(f"Added {len(added)} model(s)." + (f" {', '.join(added)}" if added else ""))
+
+
+@click.group("credits", help="Recharge and adjust tenant credits.")
+def credits_cli():
+    pass
+
+
+@credits_cli.command("recharge")
+@click.argument("tenant_id")
+@click.argument("amount", type=int)
+@click.option("--description", default=None)
+def credits_recharge(tenant_id, amount, description):
+    from app.services import billing
+    try:
+        outcome = billing.recharge(tenant_id, amount, CLI, description=description)
+    except DomainError as error:
+        _fail(error)
+    body = outcome.body
+    click.echo(f"Balance {body['balance']}, held {body['held']}, available {body['available']}.")
+
+
+@click.group("idempotency", help="Idempotency keys.")
+def idempotency_cli():
+    pass
+
+
+@idempotency_cli.command("purge", help="Delete idempotency keys older than 24 hours.")
+def idempotency_purge():
+    from app.services import idempotency
+    click.echo(f"Purged {idempotency.purge_expired()} key(s).")

@@ -1,0 +1,207 @@
+"""The JSON admin API at /admin/api, for the platform operator's scripts.
+
+Every route needs `Authorization: Bearer <admin token>` (from `flask admins token`). The admin and,
+for routes under /tenants/<tenant_id>, the tenant are resolved once per request, before the view runs:
+an unknown or malformed tenant id is a 404 for every route below it, and objects under it are looked
+up by that tenant, so another tenant's member, key or device is the same 404.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from flask import g, jsonify, request
+from pydantic import Field
+
+from app.admin import api_bp
+from app.api.auth import client_ip
+from app.api.schema import Body, Out, Query, dump, endpoint
+from app.api.schemas import (ApiKeyCreatedOut, ApiKeyCreateIn, ApiKeyOut, DeviceOut, ListOf, TenantOut,
+                             UserCreateIn, UserOut, UserUpdateIn)
+from app.errors import Unauthenticated
+from app.services import admins, api_keys, devices, tenants, users
+from app.services.audit import Actor
+
+TAGS = ("admin",)
+
+
+class TenantCreateIn(Body):
+    name: str = Field(min_length=1, max_length=120)
+    contact_name: str | None = Field(default=None, max_length=120)
+    contact_phone: str | None = Field(default=None, max_length=40)
+    contact_email: str | None = Field(default=None, max_length=254)
+    max_seats: int = Field(default=5, ge=0, le=tenants.MAX_SEATS_LIMIT)
+    require_device: bool = True
+    admin_username: str | None = Field(default=None, max_length=64)
+    admin_password: str | None = None
+
+
+class TenantUpdateIn(Body):
+    """Only what is sent changes. Fields that cannot be empty refuse an explicit null."""
+
+    name: str = Field(default=None, min_length=1, max_length=120)
+    contact_name: str | None = Field(default=None, max_length=120)
+    contact_phone: str | None = Field(default=None, max_length=40)
+    contact_email: str | None = Field(default=None, max_length=254)
+    is_active: bool = None
+    max_seats: int = Field(default=None, ge=0, le=tenants.MAX_SEATS_LIMIT)
+    enabled_models: list[str] = None
+    oss_mode: Literal["PLATFORM", "CUSTOM"] = None
+    storage_quota_bytes: int | None = Field(default=None, ge=0, description="null means no quota")
+    require_device: bool = None
+
+
+class TenantListQuery(Query):
+    search: str | None = Field(default=None, max_length=120)
+    page: int = Field(default=1, ge=1)
+    per_page: int = Field(default=20, ge=1, le=100)
+
+
+class TenantRowOut(TenantOut):
+    members: int = Field(description="Members (not tenant admins), active or not")
+    active_members: int = Field(description="Active members: the seats in use")
+
+
+class TenantPageOut(ListOf):
+    data: list[TenantRowOut]
+    total: int
+    page: int
+    per_page: int
+
+
+class TenantCreatedOut(Out):
+    tenant: TenantOut
+    api_key: ApiKeyCreatedOut
+    api_secret: str = Field(description="Signs webhooks. Shown only in this response: store it now.")
+    admin: UserOut | None
+
+
+class MemberListOut(ListOf):
+    data: list[UserOut]
+    seats_used: int
+    max_seats: int
+
+
+class ApiKeyListOut(ListOf):
+    data: list[ApiKeyOut]
+
+
+class DeviceListOut(ListOf):
+    data: list[DeviceOut]
+
+
+@api_bp.url_value_preprocessor
+def pull_tenant_id(endpoint, values):
+    # Kept aside until the admin is known: an unauthenticated caller must not learn which tenants exist.
+    g.admin_api_tenant_id = (values or {}).pop("tenant_id", None)
+
+
+@api_bp.before_request
+def authenticate_admin():
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() != "bearer " or not header[7:].strip():
+        raise Unauthenticated("Missing credentials: send 'Authorization: Bearer <admin token>'.",
+                              code="missing_credentials")
+    g.admin = admins.authenticate_token(header[7:])
+    if g.admin_api_tenant_id is not None:
+        g.tenant = tenants.find_tenant(g.admin_api_tenant_id)
+
+
+def admin_actor() -> Actor:
+    return Actor("platform_admin", str(g.admin.id), g.admin.username, None, client_ip())
+
+
+@api_bp.post("/tenants")
+@endpoint("Create a tenant with its first live key and api_secret (both shown once)", body=TenantCreateIn,
+          response=TenantCreatedOut, status=201, errors=(401, 409), tags=TAGS)
+def create_tenant(body: TenantCreateIn):
+    created = tenants.create_tenant(admin_actor(), **body.model_dump())
+    return jsonify(dump(TenantCreatedOut, {
+        "tenant": created.tenant,
+        "api_key": {**dump(ApiKeyOut, created.api_key), "key": created.api_key_plaintext},
+        "api_secret": created.api_secret,
+        "admin": created.admin,
+    })), 201
+
+
+@api_bp.get("/tenants")
+@endpoint("List tenants, newest first, with member counts", query=TenantListQuery, response=TenantPageOut,
+          errors=(401,), tags=TAGS)
+def list_tenants(query: TenantListQuery):
+    rows, total = tenants.list_tenants(search=query.search, page=query.page, per_page=query.per_page)
+    data = [{**dump(TenantOut, row.tenant), "members": row.members, "active_members": row.active_members}
+            for row in rows]
+    return jsonify(dump(TenantPageOut, {"data": data, "total": total, "page": query.page,
+                                        "per_page": query.per_page}))
+
+
+@api_bp.get("/tenants/<tenant_id>")
+@endpoint("Show a tenant", response=TenantOut, errors=(401, 404), tags=TAGS)
+def show_tenant():
+    return jsonify(dump(TenantOut, g.tenant))
+
+
+@api_bp.patch("/tenants/<tenant_id>")
+@endpoint("Change a tenant; is_active false locks out its keys and members at once", body=TenantUpdateIn,
+          response=TenantOut, errors=(401, 404), tags=TAGS)
+def update_tenant(body: TenantUpdateIn):
+    tenant = tenants.update_tenant(g.tenant.id, admin_actor(), body.model_dump(exclude_unset=True))
+    return jsonify(dump(TenantOut, tenant))
+
+
+@api_bp.get("/tenants/<tenant_id>/keys")
+@endpoint("List a tenant's API keys (never the keys themselves)", response=ApiKeyListOut, errors=(401, 404),
+          tags=TAGS)
+def list_keys():
+    return jsonify(dump(ApiKeyListOut, {"data": api_keys.list_keys(g.tenant.id)}))
+
+
+@api_bp.post("/tenants/<tenant_id>/keys")
+@endpoint("Create an API key for a tenant; the key is shown once, in this response", body=ApiKeyCreateIn,
+          response=ApiKeyCreatedOut, status=201, errors=(401, 404), tags=TAGS)
+def create_key(body: ApiKeyCreateIn):
+    key, raw = api_keys.create_key(g.tenant.id, admin_actor(), **body.model_dump())
+    return jsonify(dump(ApiKeyCreatedOut, {**dump(ApiKeyOut, key), "key": raw})), 201
+
+
+@api_bp.delete("/tenants/<tenant_id>/keys/<key_id>")
+@endpoint("Revoke a tenant's API key", response=ApiKeyOut, errors=(401, 404), tags=TAGS)
+def revoke_key(key_id: str):
+    return jsonify(dump(ApiKeyOut, api_keys.revoke_key(g.tenant.id, key_id, admin_actor())))
+
+
+@api_bp.get("/tenants/<tenant_id>/members")
+@endpoint("List a tenant's members and tenant admins, with seats used", response=MemberListOut,
+          errors=(401, 404), tags=TAGS)
+def list_members():
+    return jsonify(dump(MemberListOut, {"data": users.list_users(g.tenant.id),
+                                        "seats_used": users.seats_used(g.tenant.id),
+                                        "max_seats": g.tenant.max_seats}))
+
+
+@api_bp.post("/tenants/<tenant_id>/members")
+@endpoint("Add a member (or tenant admin) to a tenant", body=UserCreateIn, response=UserOut, status=201,
+          errors=(401, 404, 409), tags=TAGS)
+def create_member(body: UserCreateIn):
+    user = users.create_user(g.tenant.id, admin_actor(), **body.model_dump())
+    return jsonify(dump(UserOut, user)), 201
+
+
+@api_bp.patch("/tenants/<tenant_id>/members/<member_id>")
+@endpoint("Change a member's nickname, password or active state", body=UserUpdateIn, response=UserOut,
+          errors=(401, 404, 409), tags=TAGS)
+def update_member(member_id: str, body: UserUpdateIn):
+    user = users.update_user(g.tenant.id, member_id, admin_actor(), body.model_dump(exclude_unset=True))
+    return jsonify(dump(UserOut, user))
+
+
+@api_bp.get("/tenants/<tenant_id>/devices")
+@endpoint("List a tenant's bound devices", response=DeviceListOut, errors=(401, 404), tags=TAGS)
+def list_devices():
+    return jsonify(dump(DeviceListOut, {"data": devices.list_devices(g.tenant.id)}))
+
+
+@api_bp.delete("/tenants/<tenant_id>/devices/<device_id>")
+@endpoint("Unbind a device so its user can log in from a new one", status=204, errors=(401, 404), tags=TAGS)
+def unbind_device(device_id: str):
+    devices.unbind_device(g.tenant.id, device_id, admin_actor())
+    return "", 204

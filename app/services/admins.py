@@ -88,6 +88,9 @@ def sign_in(username: str, password: str, ip: str | None) -> PlatformAdmin:
 
 
 def issue_token(admin: PlatformAdmin, actor: Actor, *, name: str = "cli") -> tuple[AdminToken, str]:
+    name = (name or "").strip()
+    if not name or len(name) > 80:
+        raise InvalidInput("Token name must be 1 to 80 characters.", param="name")
     raw = "wa_pat_" + random_token(40)
     token = AdminToken(admin_id=admin.id, name=name, prefix=raw[:14], digest=digest(raw))
     db.session.add(token)
