@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 from flask_jwt_extended import decode_token
+from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import ExpiredSignatureError, InvalidTokenError
 
 from app.errors import Forbidden, Unauthenticated
@@ -68,7 +69,7 @@ def authenticate() -> Principal:
         claims = decode_token(credential)
     except ExpiredSignatureError:
         raise Unauthenticated("Access token has expired; refresh it.", code="token_expired") from None
-    except InvalidTokenError:
+    except (InvalidTokenError, JWTExtendedException):  # the latter: well-signed but missing claims
         raise Unauthenticated("Invalid access token.", code="invalid_token") from None
     if claims.get("type") != "access":
         raise Unauthenticated("Invalid access token.", code="invalid_token")

@@ -27,7 +27,10 @@ _HTTP_TYPES = {
     415: ("invalid_request_error", "unsupported_media_type"),
     422: ("invalid_request_error", "unprocessable"),
     429: ("rate_limit_error", "rate_limited"),
+    500: ("api_error", "internal_error"),
+    503: ("api_error", "service_unavailable"),
 }
+INTERNAL_ERROR_MESSAGE = "Internal server error; quote the request_id when reporting it."
 
 
 def wants_json_errors() -> bool:
@@ -60,6 +63,7 @@ def http_error_response(error: HTTPException):
         404: "No such endpoint.",
         405: f"Method {request.method} is not allowed here.",
         413: "Request body is too large.",
+        500: INTERNAL_ERROR_MESSAGE,
     }
     message = messages.get(status) or error.description or error.name
     headers = {}
@@ -71,5 +75,4 @@ def http_error_response(error: HTTPException):
 def internal_error_response(error: Exception):
     log.exception("unhandled error on %s %s (request %s)", request.method, request.path,
                   getattr(g, "request_id", "-"))
-    return error_response(500, "Internal server error; quote the request_id when reporting it.",
-                          type="api_error", code="internal_error")
+    return error_response(500, INTERNAL_ERROR_MESSAGE, type="api_error", code="internal_error")

@@ -60,6 +60,9 @@ def _describe(error: ValidationError) -> InvalidInput:
 
 
 def parse_body(model: type[BaseModel]):
+    """Read the body as JSON whatever its Content-Type says (curl -d sends form encoding), then validate it
+    strictly. Safe because no cookie authenticates the API, so a cross-site form post carries no credentials.
+    An empty body reads as {}, so a missing field is reported by name."""
     raw = request.get_data(cache=True) or b"{}"
     try:
         return model.model_validate_json(raw)
@@ -116,11 +119,27 @@ _ERROR_SCHEMA = {
 }
 _STATUS_TEXT = {400: "Invalid request", 401: "Not authenticated", 402: "Insufficient credits",
                 403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Unprocessable", 429: "Too many requests",
-                502: "Upstream failure", 504: "Upstream timeout"}
+                502: "Upstream failure", 503: "Service unavailable", 504: "Upstream timeout"}
 _SECURITY = {
     "api_key": [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}],
     "member": [{"MemberJWT": []}],
 }
+
+
+def _allows_null(schema: dict) -> bool:
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    return any(_allows_null(option) for option in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+def _drop_impossible_defaults(schema: dict) -> dict:
+    """A field declared `is_active: bool = None` may be left out but not sent as null; its `default: null`
+    would contradict its own type, which OpenAPI validators reject. Left out, it is simply optional."""
+    for prop in schema.get("properties", {}).values():
+        if "default" in prop and prop["default"] is None and not _allows_null(prop):
+            del prop["default"]
+    return schema
 
 
 def _path(rule: str) -> tuple[str, list[dict]]:
@@ -140,8 +159,8 @@ def build_openapi(app: Flask, prefix: str, *, title: str, version: str) -> dict:
 
     def ref(model, mode):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
-        components.update(schema.pop("$defs", {}))
-        components[model.__name__] = schema
+        for name, definition in {**schema.pop("$defs", {}), model.__name__: schema}.items():
+            components[name] = _drop_impossible_defaults(definition)
         return {"$ref": f"#/components/schemas/{model.__name__}"}
 
     paths: dict = {}

@@ -79,9 +79,10 @@ class UserCreateIn(Body):
 
 
 class UserUpdateIn(Body):
+    # is_active and password refuse an explicit null (it would read as "deactivate" or crash hashing).
     nickname: str | None = Field(default=None, max_length=80)
-    is_active: bool | None = None
-    password: str | None = None
+    is_active: bool = None
+    password: str = None
 
 
 class ApiKeyCreateIn(Body):

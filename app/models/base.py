@@ -32,7 +32,8 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime given; use timezone-aware UTC")
-        return value
+        # SQLite drops the offset, so 08:00+08:00 must be stored as 00:00 (UTC) to read back right.
+        return value.astimezone(timezone.utc) if value is not None else None
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:

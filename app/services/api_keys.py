@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from flask import current_app
@@ -17,7 +17,7 @@ from app.models import KEY_MODES, KEY_SCOPES, ApiKey, Tenant, utcnow
 from app.services import audit
 from app.services.audit import Actor
 from app.services.crypto import digest, random_token
-from app.services.tenancy import get_for_tenant
+from app.services.tenancy import get_for_tenant, get_tenant
 
 KEY_PATTERN = re.compile(r"^wk_(live|test)_[A-Za-z0-9]{32}$")
 DEFAULT_SCOPES = ("generate",)
@@ -36,6 +36,8 @@ def issue_key(tenant: Tenant, actor: Actor, *, name: str = "default", mode: str 
     if unknown:
         raise InvalidInput(f"Unknown scope(s): {', '.join(sorted(unknown))}; known: {', '.join(KEY_SCOPES)}.",
                            param="scopes")
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=timezone.utc)  # a time without an offset means UTC
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidInput("expires_at must be in the future.", param="expires_at")
     raw = f"wk_{mode}_{random_token(32)}"
@@ -49,8 +51,7 @@ def issue_key(tenant: Tenant, actor: Actor, *, name: str = "default", mode: str 
 
 
 def create_key(tenant_id: uuid.UUID, actor: Actor, **options) -> tuple[ApiKey, str]:
-    tenant = db.session.get(Tenant, tenant_id)
-    key, raw = issue_key(tenant, actor, **options)
+    key, raw = issue_key(get_tenant(tenant_id), actor, **options)
     db.session.commit()
     return key, raw
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import Forbidden, InvalidInput
 from app.extensions import db
-from app.models import Tenant, TenantDevice, TenantUser, utcnow
+from app.models import Tenant, TenantDevice, TenantUser, UserSession, utcnow
 from app.services import audit
 from app.services.audit import Actor
 from app.services.tenancy import get_for_tenant
@@ -57,5 +57,12 @@ def unbind_device(tenant_id: uuid.UUID, device_id, actor: Actor) -> None:
     device = get_for_tenant(TenantDevice, tenant_id, device_id, what="device")
     audit.record(actor, "device.unbind", target_type="tenant_device", target_id=device.id, tenant_id=tenant_id,
                  changes={"user_id": str(device.user_id), "fingerprint": device.fingerprint})
+    # The unbound device must not keep refreshing its way in while the user moves to a new one.
+    db.session.execute(
+        sa.update(UserSession).where(UserSession.user_id == device.user_id,
+                                     UserSession.device_fingerprint == device.fingerprint,
+                                     UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason="device_unbound")
+    )
     db.session.delete(device)
     db.session.commit()

@@ -12,7 +12,7 @@ from flask_jwt_extended import create_access_token
 from app.errors import Unauthenticated
 from app.extensions import db
 from app.models import ApiKey, RefreshToken, Tenant, TenantUser, UserSession, utcnow
-from app.services.api_keys import find_usable_key
+from app.services.api_keys import find_usable_key, note_key_use
 from app.services.crypto import digest, random_token
 from app.services.devices import check_device, require_device_id
 from app.services.passwords import verify_password
@@ -34,6 +34,8 @@ class IssuedTokens:
 def login(*, api_key: str, username: str, password: str, device_id: str | None = None,
           device_info: dict | None = None, ip: str | None = None) -> IssuedTokens:
     key: ApiKey = find_usable_key(api_key)
+    # A login is a request made with the key: an app that only logs members in still shows as in use.
+    note_key_use(key.id)
     tenant = key.tenant
     username = (username or "").strip()
     throttle = login_throttle()
@@ -112,6 +114,9 @@ def logout(raw_refresh: str | None, session_id: uuid.UUID | None = None) -> None
         session = token.session if token else None
     elif session_id is not None:
         session = db.session.get(UserSession, session_id)
+    else:
+        raise Unauthenticated("Nothing to log out: send the session's refresh_token or its access token.",
+                              code="invalid_refresh_token")
     if session is None:
         raise Unauthenticated("Invalid refresh token.", code="invalid_refresh_token")
     _revoke(session, "logout")

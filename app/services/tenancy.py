@@ -30,7 +30,8 @@ def get_tenant(tenant_id, *, for_update: bool = False) -> Tenant:
     if tenant_uuid is not None:
         query = sa.select(Tenant).where(Tenant.id == tenant_uuid)
         if for_update:
-            query = query.with_for_update()
+            # populate_existing: a row already in the session must show the values read under the lock.
+            query = query.with_for_update().execution_options(populate_existing=True)
         tenant = db.session.scalar(query)
     if tenant is None:
         raise NotFound("No such tenant.", code="tenant_not_found")

@@ -14,7 +14,7 @@ from app.services.api_keys import issue_key
 from app.services.audit import Actor
 from app.services.crypto import decrypt, encrypt, random_token
 from app.services.tenancy import get_tenant
-from app.services.users import add_user
+from app.services.users import add_user, end_tenant_sessions
 
 EDITABLE = ("name", "contact_name", "contact_phone", "contact_email", "is_active", "max_seats",
             "enabled_models", "oss_mode", "storage_quota_bytes", "require_device")
@@ -81,6 +81,8 @@ def update_tenant(tenant_id, actor: Actor, changes: dict) -> Tenant:
     changed = audit.diff(tenant, _clean(changes))
     if changed:
         action = "tenant.deactivate" if changed.get("is_active") == [True, False] else "tenant.update"
+        if action == "tenant.deactivate":
+            end_tenant_sessions(tenant.id, reason="tenant_deactivated")
         audit.record(actor, action, target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
                      changes=changed)
     db.session.commit()
@@ -123,6 +125,17 @@ def list_tenants(*, search: str | None = None, page: int = 1, per_page: int = 20
         .limit(per_page).offset((page - 1) * per_page)
     ).all()
     return [TenantRow(t, m, a) for t, m, a in rows], total
+
+
+def counts() -> dict[str, int]:
+    """Headline numbers for the dashboard: tenants (all, active) and members (all, active)."""
+    tenants_row = db.session.execute(sa.select(
+        sa.func.count(), sa.func.count().filter(Tenant.is_active.is_(True))).select_from(Tenant)).one()
+    members_row = db.session.execute(sa.select(
+        sa.func.count(), sa.func.count().filter(TenantUser.is_active.is_(True)))
+        .select_from(TenantUser).where(TenantUser.role == "member")).one()
+    return {"tenants": tenants_row[0], "active_tenants": tenants_row[1],
+            "members": members_row[0], "active_members": members_row[1]}
 
 
 def find_tenant(tenant_id) -> Tenant:

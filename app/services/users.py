@@ -16,6 +16,14 @@ from app.services.tenancy import get_for_tenant, get_tenant
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{2,63}$")
 EDITABLE = ("nickname", "is_active", "password")
+NICKNAME_MAX = 80
+
+
+def _nickname(value: str | None) -> str | None:
+    value = (value or "").strip() or None
+    if value is not None and len(value) > NICKNAME_MAX:
+        raise InvalidInput(f"Nickname must be at most {NICKNAME_MAX} characters.", param="nickname")
+    return value
 
 
 def seats_used(tenant_id: uuid.UUID) -> int:
@@ -43,6 +51,7 @@ def add_user(tenant: Tenant, actor: Actor, *, username: str, password: str, nick
                            param="username")
     if role not in USER_ROLES:
         raise InvalidInput("Role must be 'member' or 'admin'.", param="role")
+    nickname = _nickname(nickname)
     password_hash = hash_password(password)
     taken = db.session.scalar(sa.select(TenantUser.id).where(
         TenantUser.tenant_id == tenant.id, sa.func.lower(TenantUser.username) == username.lower()))
@@ -52,7 +61,7 @@ def add_user(tenant: Tenant, actor: Actor, *, username: str, password: str, nick
     if role == "member":
         _take_seat(tenant)
     user = TenantUser(tenant_id=tenant.id, username=username, password_hash=password_hash,
-                      nickname=(nickname or "").strip() or None, role=role)
+                      nickname=nickname, role=role)
     db.session.add(user)
     db.session.flush()
     audit.record(actor, "user.create", target_type="tenant_user", target_id=user.id, tenant_id=tenant.id,
@@ -72,10 +81,15 @@ def update_user(tenant_id: uuid.UUID, user_id, actor: Actor, changes: dict) -> T
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))}.")
+    # None must not read as "deactivate" (falsy) or reach the password hasher.
+    if "is_active" in changes and not isinstance(changes["is_active"], bool):
+        raise InvalidInput("is_active must be true or false.", param="is_active")
+    if "password" in changes and not isinstance(changes["password"], str):
+        raise InvalidInput("password must be a string.", param="password")
     user = get_for_tenant(TenantUser, tenant_id, user_id, what="member")
     audited = {}
     if "nickname" in changes:
-        audited |= audit.diff(user, {"nickname": (changes["nickname"] or "").strip() or None})
+        audited |= audit.diff(user, {"nickname": _nickname(changes["nickname"])})
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
         end_sessions(user.id, reason="password_changed")
@@ -96,6 +110,14 @@ def update_user(tenant_id: uuid.UUID, user_id, actor: Actor, changes: dict) -> T
 def end_sessions(user_id: uuid.UUID, *, reason: str) -> None:
     db.session.execute(
         sa.update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+    )
+
+
+def end_tenant_sessions(tenant_id: uuid.UUID, *, reason: str) -> None:
+    """Every session in the tenant; the caller commits. Reactivating a tenant must not revive them."""
+    db.session.execute(
+        sa.update(UserSession).where(UserSession.tenant_id == tenant_id, UserSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)
     )
 
