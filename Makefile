@@ -22,6 +22,7 @@ migrate: $(VENV)/.runtime
 	$(BIN)/flask db upgrade
 
 seed: migrate
+	$(BIN)/flask catalog seed
 	$(BIN)/flask demo seed
 
 run: seed

@@ -66,14 +66,33 @@ def _encryption_key(value: str) -> bytes:
     return key
 
 
+def _read_secrets_file(path: Path) -> dict[str, str]:
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{path} is unreadable ({error}); delete it to generate new secrets") from None
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{path} must hold a JSON object; delete it to generate new secrets")
+    return stored
+
+
 def _development_secrets(instance_path: Path) -> dict[str, str]:
     path = instance_path / "secrets.json"
     if path.exists():
-        return json.loads(path.read_text())
+        return _read_secrets_file(path)
     instance_path.mkdir(parents=True, exist_ok=True)
     generated = generate_secrets()
-    path.write_text(json.dumps(generated, indent=2))
-    path.chmod(0o600)
+    # Written 0600 from the first byte, then linked into place: link() never replaces a file, so when
+    # several processes start at once they all end up with the first one's secrets.
+    draft = instance_path / f".secrets.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+        json.dump(generated, file, indent=2)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return _read_secrets_file(path)
+    finally:
+        draft.unlink()
     return generated
 
 
@@ -143,5 +162,8 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path 
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "TRUST_PROXY_HOPS": _int(env, "TRUST_PROXY_HOPS", 0, 0, 5),
+        "RECHARGE_MAX_CREDITS": _int(env, "RECHARGE_MAX_CREDITS", 10_000_000, 1, 10**12),
+        "SEAT_PRICE_CREDITS": _int(env, "SEAT_PRICE_CREDITS", 1000, 0, 10**9),
+        "HOLD_TTL_SECONDS": _int(env, "HOLD_TTL_SECONDS", 1800, 60, 7 * 86400),
         "DEMO_SEED": _bool(env, "DEMO_SEED", environment == "development"),
     }

@@ -21,6 +21,9 @@ class Tenant(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         sa.CheckConstraint("max_seats >= 0", name="max_seats_non_negative"),
         sa.CheckConstraint("oss_mode IN ('PLATFORM', 'CUSTOM')", name="oss_mode_known"),
+        # The ledger's invariants, enforced by the database itself (DESIGN §4).
+        sa.CheckConstraint("held >= 0", name="held_non_negative"),
+        sa.CheckConstraint("balance - held >= 0", name="available_non_negative"),
     )
 
     name: Mapped[str] = mapped_column(sa.String(120))
@@ -35,6 +38,9 @@ class Tenant(IdMixin, TimestampMixin, Base):
     storage_used_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     storage_quota_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     require_device: Mapped[bool] = mapped_column(default=True)
+    # Credits: spendable = balance - held. Changed only by app/services/ledger.py, in SQL.
+    balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    held: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     # AES-GCM ciphertext of the webhook signing secret; the plaintext is shown once.
     api_secret_encrypted: Mapped[bytes] = mapped_column(sa.LargeBinary)
 

@@ -1,0 +1,115 @@
+"""Credits and the catalog in the JSON admin API: recharge, adjust, ledger, models and prices."""
+from __future__ import annotations
+
+from flask import g, jsonify, request
+from pydantic import Field
+
+from app.admin import api_bp
+from app.admin.api import admin_actor
+from app.api.billing_views import AccountOut, EntryOut, TransactionListOut, TransactionsQuery, model_dict
+from app.api.schema import Body, Out, endpoint
+from app.services import billing, catalog
+
+TAGS = ("admin",)
+
+
+class RechargeIn(Body):
+    amount: int = Field(gt=0, description="Whole credits, up to RECHARGE_MAX_CREDITS")
+    description: str | None = Field(default=None, max_length=255)
+
+
+class AdjustIn(Body):
+    amount: int = Field(description="Positive adds, negative takes away; never below zero available")
+    reason: str = Field(min_length=1, max_length=255)
+
+
+class MoneyOut(AccountOut):
+    entry: EntryOut
+
+
+class AdminModelOut(Out):
+    uuid: str
+    id: str
+    kind: str
+    display_name: str
+    owned_by: str
+    is_active: bool
+    capabilities: dict
+    pricing: dict
+
+
+class AdminModelListOut(Out):
+    object: str = "list"
+    data: list[AdminModelOut]
+
+
+class ModelUpdateIn(Body):
+    is_active: bool | None = None
+    display_name: str | None = Field(default=None, max_length=120)
+    capabilities: dict | None = None
+    billing_type: str | None = None
+    prices: dict | None = None
+
+
+class SeatPriceIn(Body):
+    credits: int = Field(ge=0, le=10_000_000)
+
+
+def _admin_model(model, rule) -> dict:
+    return {**model_dict(model, rule), "uuid": str(model.id), "is_active": model.is_active}
+
+
+@api_bp.post("/tenants/<tenant_id>/recharge")
+@endpoint("Add credits to a tenant (send an Idempotency-Key header to make retries safe)", body=RechargeIn,
+          response=MoneyOut, status=201, errors=(401, 404, 409, 422), tags=TAGS)
+def recharge(body: RechargeIn):
+    outcome = billing.recharge(g.tenant.id, body.amount, admin_actor(), description=body.description,
+                               idempotency_key=request.headers.get("Idempotency-Key"))
+    response = jsonify(outcome.body)
+    response.status_code = outcome.status
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@api_bp.post("/tenants/<tenant_id>/adjust")
+@endpoint("Correct a tenant's balance up or down, with a reason", body=AdjustIn, response=MoneyOut, status=201,
+          errors=(401, 404), tags=TAGS)
+def adjust(body: AdjustIn):
+    return jsonify(billing.adjust(g.tenant.id, body.amount, body.reason, admin_actor())), 201
+
+
+@api_bp.get("/tenants/<tenant_id>/account")
+@endpoint("A tenant's balance, held and available credits", response=AccountOut, errors=(401, 404), tags=TAGS)
+def account():
+    return jsonify(billing.account_dict(g.tenant.id))
+
+
+@api_bp.get("/tenants/<tenant_id>/transactions")
+@endpoint("A tenant's ledger, newest first, cursor-paginated", query=TransactionsQuery,
+          response=TransactionListOut, errors=(401, 404), tags=TAGS)
+def transactions(query: TransactionsQuery):
+    page = billing.list_entries(g.tenant.id, type_=query.type, date_from=query.date_from, date_to=query.date_to,
+                                cursor=query.cursor, limit=query.limit)
+    return jsonify({"object": "list", "data": [billing.entry_dict(e) for e in page.entries],
+                    "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor})
+
+
+@api_bp.get("/models")
+@endpoint("Every model in the catalog, with its price rule", response=AdminModelListOut, errors=(401,), tags=TAGS)
+def list_models():
+    return jsonify({"object": "list", "data": [_admin_model(m, r) for m, r in catalog.list_models()]})
+
+
+@api_bp.patch("/models/<model_uuid>")
+@endpoint("Enable or disable a model, or change its capabilities or price rule", body=ModelUpdateIn,
+          response=AdminModelOut, errors=(401, 404), tags=TAGS)
+def update_model(model_uuid: str, body: ModelUpdateIn):
+    model, rule = catalog.update_model(model_uuid, admin_actor(), **body.model_dump(exclude_unset=True))
+    return jsonify(_admin_model(model, rule))
+
+
+@api_bp.put("/settings/seat-price")
+@endpoint("Set the price of one seat in credits", body=SeatPriceIn, response=SeatPriceIn, errors=(401,), tags=TAGS)
+def set_seat_price(body: SeatPriceIn):
+    return jsonify({"credits": billing.set_seat_price(body.credits, admin_actor())})

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, IdMixin, TimestampMixin, utcnow
+
+MODEL_KINDS = ("image", "video", "audio", "chat", "midjourney")
+BILLING_TYPES = ("PER_REQUEST", "PER_IMAGE", "PER_SECOND", "DURATION_RESOLUTION", "PER_CHARACTER",
+                 "PER_TOKEN", "DURATION_MODE", "OPERATION_MODE")
+HOLD_STATUSES = ("HELD", "SETTLED", "RELEASED", "EXPIRED")
+ENTRY_TYPES = ("RECHARGE", "CONSUME", "REFUND", "ADJUST", "STORAGE", "SEAT_PURCHASE")
+
+
+def _in(column: str, values) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class AiModel(IdMixin, TimestampMixin, Base):
+    """A model as waule-api knows it (`model_id`), with what it can do and whether we sell it."""
+
+    __tablename__ = "ai_models"
+    __table_args__ = (sa.CheckConstraint(_in("kind", MODEL_KINDS), name="kind_known"),)
+
+    model_id: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    display_name: Mapped[str] = mapped_column(sa.String(120))
+    provider: Mapped[str] = mapped_column(sa.String(60))
+    # ratios, resolutions, durations, max_reference_images, … (shape depends on kind)
+    capabilities: Mapped[dict] = mapped_column(default=dict)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    sort_order: Mapped[int] = mapped_column(default=0)
+    # The waule-api instance that serves it; None = the default gateway (WAULEAPI_URL).
+    gateway_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("gateways.id", ondelete="SET NULL"))
+
+
+class PriceRule(IdMixin, TimestampMixin, Base):
+    """How a model is charged: a billing type and its prices (validated by app/services/pricing.py)."""
+
+    __tablename__ = "price_rules"
+    __table_args__ = (sa.CheckConstraint(_in("billing_type", BILLING_TYPES), name="billing_type_known"),)
+
+    model_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("ai_models.id", ondelete="CASCADE"), unique=True)
+    billing_type: Mapped[str] = mapped_column(sa.String(32))
+    prices: Mapped[dict] = mapped_column(default=dict)
+
+
+class CreditHold(IdMixin, Base):
+    """Credits set aside before a call (a two-phase transfer's pending half). It resolves exactly
+    once: HELD → SETTLED | RELEASED | EXPIRED, by compare-and-set on `status`."""
+
+    __tablename__ = "credit_holds"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", HOLD_STATUSES), name="status_known"),
+        sa.CheckConstraint("amount >= 0", name="amount_non_negative"),
+        sa.CheckConstraint("settled_amount IS NULL OR (settled_amount >= 0 AND settled_amount <= amount)",
+                           name="settled_within_amount"),
+        sa.Index("ix_credit_holds_status_expires", "status", "expires_at"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    status: Mapped[str] = mapped_column(sa.String(16), default="HELD")
+    settled_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+    reference: Mapped[str | None] = mapped_column(sa.String(120))
+    description: Mapped[str | None] = mapped_column(sa.String(255))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+
+
+class LedgerEntry(IdMixin, Base):
+    """One credit movement, append-only. balance = Σ amount over a tenant's entries."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        sa.CheckConstraint(_in("type", ENTRY_TYPES), name="type_known"),
+        sa.Index("ix_ledger_entries_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(sa.String(16))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    balance_after: Mapped[int] = mapped_column(sa.BigInteger)
+    description: Mapped[str] = mapped_column(sa.String(255), default="")
+    actor_type: Mapped[str] = mapped_column(sa.String(24))
+    actor_id: Mapped[str | None] = mapped_column(sa.String(64))
+    actor_name: Mapped[str | None] = mapped_column(sa.String(120))
+    reference: Mapped[str | None] = mapped_column(sa.String(120))
+    hold_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("credit_holds.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyKey(IdMixin, Base):
+    """A client's Idempotency-Key: the first request's fingerprint and, once done, its response."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "scope", "key", name="uq_idempotency_keys_tenant_scope_key"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(sa.String(60))  # which endpoint, so keys don't collide across them
+    key: Mapped[str] = mapped_column(sa.String(255))
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16), default="IN_PROGRESS")
+    response_status: Mapped[int | None]
+    response_body: Mapped[dict | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class PlatformSetting(Base):
+    """Operator-editable platform values (seat price, recharge maximum…), one row per name."""
+
+    __tablename__ = "platform_settings"
+
+    name: Mapped[str] = mapped_column(sa.String(60), primary_key=True)
+    value: Mapped[dict] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, IdMixin, TimestampMixin, utcnow
+
+GENERATION_STATUSES = ("PENDING", "GENERATING", "UPLOADING", "COMPLETED", "FAILED")
+
+
+class Gateway(IdMixin, TimestampMixin, Base):
+    """A waule-api instance. Models may name one; otherwise WAULEAPI_URL is the default.
+    Connection failures fail over to the next active gateway by priority (lower first)."""
+
+    __tablename__ = "gateways"
+
+    name: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    base_url: Mapped[str] = mapped_column(sa.String(255))
+    secret_encrypted: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    path_prefix: Mapped[str] = mapped_column(sa.String(40), default="/v1")
+    priority: Mapped[int] = mapped_column(default=100)
+    weight: Mapped[int] = mapped_column(default=1)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    success_count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    error_count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    last_error_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+
+
+class Generation(IdMixin, TimestampMixin, Base):
+    """One request that costs credits, from validation to its stored results."""
+
+    __tablename__ = "generations"
+    __table_args__ = (
+        sa.Index("ix_generations_tenant_created", "tenant_id", "created_at", "id"),
+        sa.Index("ix_generations_status_deadline", "status", "deadline_at"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("tenant_users.id", ondelete="SET NULL"), index=True)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("api_keys.id", ondelete="SET NULL"))
+    model: Mapped[str] = mapped_column(sa.String(120))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    is_test: Mapped[bool] = mapped_column(default=False)
+    params: Mapped[dict] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(sa.String(16), default="PENDING")
+    hold_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("credit_holds.id"))
+    credits_held: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    credits_charged: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    results: Mapped[list] = mapped_column(default=list)  # [{file_id, content_type, size_bytes, original_url}]
+    output: Mapped[dict | None]  # chat: the completion; counts and extras
+    error_code: Mapped[str | None] = mapped_column(sa.String(60))
+    error_message: Mapped[str | None] = mapped_column(sa.String(1000))
+    gateway_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("gateways.id", ondelete="SET NULL"))
+    timeline: Mapped[list] = mapped_column(default=list)  # [{status, at}]
+    upstream_ms: Mapped[int | None]
+    deadline_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+
+class StoredFile(IdMixin, Base):
+    """An object we wrote to a tenant's storage, metered against its storage_used_bytes."""
+
+    __tablename__ = "stored_files"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    generation_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("generations.id", ondelete="SET NULL"),
+                                                            index=True)
+    backend: Mapped[str] = mapped_column(sa.String(16))
+    storage_key: Mapped[str] = mapped_column(sa.String(400), unique=True)
+    content_type: Mapped[str] = mapped_column(sa.String(100))
+    size_bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    original_url: Mapped[str | None] = mapped_column(sa.String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+class UsageRecord(IdMixin, Base):
+    """The analytics row of one billable call, success or failure."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (sa.Index("ix_usage_records_tenant_created", "tenant_id", "created_at"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("tenant_users.id", ondelete="SET NULL"))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("api_keys.id", ondelete="SET NULL"))
+    generation_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("generations.id", ondelete="SET NULL"))
+    model: Mapped[str] = mapped_column(sa.String(120))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    operation: Mapped[str] = mapped_column(sa.String(40))
+    status: Mapped[str] = mapped_column(sa.String(16))  # success | failure
+    is_test: Mapped[bool] = mapped_column(default=False)
+    credits: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    input_tokens: Mapped[int | None]
+    output_tokens: Mapped[int | None]
+    seconds: Mapped[float | None]
+    quantity: Mapped[int | None]
+    latency_ms: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageDaily(Base):
+    """Per tenant, day, model and caller: running totals kept as records are written, so summaries
+    never scan raw rows. `caller` is a member id, or 'api' for key calls."""
+
+    __tablename__ = "usage_daily"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(sa.String(120), primary_key=True)
+    caller: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    is_test: Mapped[bool] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    requests: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    failures: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    credits: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    quantity: Mapped[int] = mapped_column(sa.BigInteger, default=0)

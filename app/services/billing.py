@@ -1,0 +1,262 @@
+"""Money in and out: recharge, adjustment, seat purchase, holds for callers outside a request,
+the account summary and the transaction history. Each public function is one transaction."""
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.errors import InvalidInput
+from app.extensions import db
+from app.models import ENTRY_TYPES, LedgerEntry, PlatformSetting, Tenant, parse_uuid, utcnow
+from app.services import audit, idempotency, ledger, tenants
+from app.services.audit import Actor
+from app.services.tenancy import get_tenant
+from app.services.transaction import atomic
+
+SEAT_PRICE = "seat_price_credits"
+
+
+def entry_dict(entry: LedgerEntry) -> dict:
+    return {"id": str(entry.id), "type": entry.type, "amount": entry.amount, "balance_after": entry.balance_after,
+            "description": entry.description, "reference": entry.reference,
+            "hold_id": str(entry.hold_id) if entry.hold_id else None,
+            "actor": {"type": entry.actor_type, "name": entry.actor_name},
+            "created_at": entry.created_at.isoformat()}
+
+
+def account_dict(tenant_id: uuid.UUID) -> dict:
+    account = ledger.account(tenant_id)
+    return {"balance": account.balance, "held": account.held, "available": account.available}
+
+
+def recharge(tenant_id, amount: int, actor: Actor, *, description: str | None = None,
+             idempotency_key: str | None = None) -> idempotency.Outcome:
+    tenant = get_tenant(tenant_id)
+    limit = current_app.config["RECHARGE_MAX_CREDITS"]
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= limit:
+        raise InvalidInput(f"Amount must be a whole number of credits from 1 to {limit:,}.", param="amount")
+    description = (description or "").strip() or "Recharge"
+    key = idempotency.check_key(idempotency_key)
+
+    def operation():
+        entry = ledger.credit(tenant.id, "RECHARGE", amount, actor, description=description)
+        db.session.flush()
+        audit.record(actor, "credits.recharge", target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
+                     changes={"amount": amount, "description": description, "entry_id": str(entry.id)})
+        return 201, {**account_dict(tenant.id), "entry": entry_dict(entry)}
+
+    return idempotency.run_once(tenant.id, "admin.recharge", key, {"amount": amount, "description": description},
+                                operation)
+
+
+def adjust(tenant_id, amount: int, reason: str, actor: Actor) -> dict:
+    """Correct a balance up or down, with a reason; never below zero available."""
+    tenant = get_tenant(tenant_id)
+    limit = current_app.config["RECHARGE_MAX_CREDITS"]
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0 or abs(amount) > limit:
+        raise InvalidInput(f"Adjustment must be a non-zero whole number of credits up to ±{limit:,}.",
+                           param="amount")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("A reason is required for an adjustment.", param="reason")
+    with atomic():
+        if amount > 0:
+            entry = ledger.credit(tenant.id, "ADJUST", amount, actor, description=reason)
+        else:
+            try:
+                entry = ledger.debit(tenant.id, "ADJUST", -amount, actor, description=reason)
+            except ledger.InsufficientCredits:
+                raise InvalidInput(f"Cannot take {-amount} credits: only {ledger.account(tenant.id).available} "
+                                   "are available.", code="adjustment_exceeds_available", param="amount") from None
+        db.session.flush()
+        audit.record(actor, "credits.adjust", target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
+                     changes={"amount": amount, "reason": reason, "entry_id": str(entry.id)})
+        result = {**account_dict(tenant.id), "entry": entry_dict(entry)}
+    return result
+
+
+def seat_price() -> int:
+    setting = db.session.get(PlatformSetting, SEAT_PRICE)
+    if setting is not None:
+        return int(setting.value["credits"])
+    return current_app.config["SEAT_PRICE_CREDITS"]
+
+
+def set_seat_price(credits: int, actor: Actor) -> int:
+    if isinstance(credits, bool) or not isinstance(credits, int) or not 0 <= credits <= 10_000_000:
+        raise InvalidInput("Seat price must be a whole number of credits from 0 to 10,000,000.", param="credits")
+    old = seat_price()
+    with atomic():
+        setting = db.session.get(PlatformSetting, SEAT_PRICE) or PlatformSetting(name=SEAT_PRICE)
+        setting.value = {"credits": credits}
+        db.session.add(setting)
+        audit.record(actor, "settings.seat_price", target_type="setting", target_id=SEAT_PRICE,
+                     changes={"credits": [old, credits]})
+    return credits
+
+
+def purchase_seats(tenant_id: uuid.UUID, count: int, actor: Actor) -> dict:
+    """Debit SEAT_PURCHASE and raise max_seats in one UPDATE (402 when credits are short)."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+        raise InvalidInput("count must be a whole number from 1 to 1000.", param="count")
+    price = seat_price()
+    with atomic():
+        total = price * count
+        description = f"{count} seat{'s' if count > 1 else ''} at {price} credits"
+        if total:
+            entry = ledger.debit(tenant_id, "SEAT_PURCHASE", total, actor, description=description,
+                                 extra_values={"max_seats": Tenant.max_seats + count})
+        else:
+            db.session.execute(sa.update(Tenant).where(Tenant.id == tenant_id)
+                               .values(max_seats=Tenant.max_seats + count)
+                               .execution_options(synchronize_session=False))
+            entry = None
+        max_seats = db.session.scalar(sa.select(Tenant.max_seats).where(Tenant.id == tenant_id))
+        if max_seats > tenants.MAX_SEATS_LIMIT:  # checked after the UPDATE, so no race; atomic() undoes it
+            raise InvalidInput(f"A tenant can have at most {tenants.MAX_SEATS_LIMIT:,} seats.", param="count")
+        db.session.flush()
+        audit.record(actor, "seats.purchase", target_type="tenant", target_id=tenant_id, tenant_id=tenant_id,
+                     changes={"count": count, "price": price, "max_seats": max_seats})
+        result = {**account_dict(tenant_id), "max_seats": max_seats, "credits": total,
+                  "entry": entry_dict(entry) if entry else None}
+    return result
+
+
+def expire_due_holds(now: datetime | None = None) -> int:
+    """Release every hold past its expiry, each in its own transaction. Returns how many expired."""
+    now, expired = now or utcnow(), 0
+    while True:  # due_holds answers in batches; a backlog must not wait for the next sweep
+        batch = ledger.due_holds(now)
+        for hold_id in batch:
+            with atomic():
+                expired += ledger.expire(hold_id)
+        if not batch:
+            return expired
+
+
+# --- history ----------------------------------------------------------------------------------------
+
+@dataclass
+class Page:
+    entries: list[LedgerEntry]
+    next_cursor: str | None
+
+
+def _encode_cursor(entry: LedgerEntry) -> str:
+    return base64.urlsafe_b64encode(f"{entry.created_at.isoformat()}|{entry.id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, entry_id = raw.split("|")
+        when, ident = datetime.fromisoformat(stamp), parse_uuid(entry_id)
+        if ident is None or when.tzinfo is None:
+            raise ValueError
+        return when, ident
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("Invalid cursor.", param="cursor") from None
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+
+def list_entries(tenant_id: uuid.UUID, *, type_: str | None = None, date_from: date | None = None,
+                 date_to: date | None = None, cursor: str | None = None, limit: int = 50) -> Page:
+    """Newest first, keyset-paginated on (created_at, id): no OFFSET scans however deep the page."""
+    if type_ is not None and type_ not in ENTRY_TYPES:
+        raise InvalidInput(f"type must be one of {', '.join(ENTRY_TYPES)}.", param="type")
+    limit = min(max(1, limit), 200)
+    query = sa.select(LedgerEntry).where(LedgerEntry.tenant_id == tenant_id)
+    if type_:
+        query = query.where(LedgerEntry.type == type_)
+    if date_from:
+        query = query.where(LedgerEntry.created_at >= _day_start(date_from))
+    if date_to:
+        query = query.where(LedgerEntry.created_at < _day_start(date_to) + timedelta(days=1))
+    if cursor:
+        when, ident = _decode_cursor(cursor)
+        query = query.where(sa.or_(LedgerEntry.created_at < when,
+                                   sa.and_(LedgerEntry.created_at == when, LedgerEntry.id < ident)))
+    rows = list(db.session.scalars(query.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, _encode_cursor(rows[-1]) if has_more and rows else None)
+
+
+def iter_entries(tenant_id: uuid.UUID, *, type_: str | None = None, date_from: date | None = None,
+                 date_to: date | None = None, batch: int = 200) -> Iterator[LedgerEntry]:
+    """Every matching entry, newest first, fetched `batch` at a time through list_entries, so an
+    export never holds a whole ledger in memory. The filters are checked now, not mid-stream."""
+    first = list_entries(tenant_id, type_=type_, date_from=date_from, date_to=date_to, limit=batch)
+
+    def entries():
+        page = first
+        while True:
+            yield from page.entries
+            if page.next_cursor is None:
+                return
+            page = list_entries(tenant_id, type_=type_, date_from=date_from, date_to=date_to,
+                                cursor=page.next_cursor, limit=batch)
+
+    return entries()
+
+
+@dataclass
+class Activity:
+    """Credits that moved in a period (all positive except `adjusted`, which is net) and what is
+    held right now, for one tenant or, with no tenant, the whole platform."""
+
+    tenant_id: uuid.UUID | None
+    tenant_name: str | None
+    recharged: int = 0
+    consumed: int = 0
+    refunded: int = 0
+    adjusted: int = 0
+    seat_purchases: int = 0
+    storage: int = 0
+    held: int = 0
+
+
+@dataclass
+class Overview:
+    date_from: date
+    date_to: date
+    total: Activity
+    tenants: list[Activity]
+
+
+def overview(date_from: date, date_to: date) -> Overview:
+    """Ledger activity from date_from to date_to (whole UTC days, both included), per tenant with
+    any activity or held credits, most consumption first. One grouped query over the ledger."""
+    if date_from > date_to:
+        raise InvalidInput("The start date must not be after the end date.", param="date_from")
+
+    def total_of(type_: str, sign: int = 1):
+        # CONSUME, SEAT_PURCHASE and STORAGE are stored negative; reported here as positive spend.
+        amount = sa.case((LedgerEntry.type == type_, LedgerEntry.amount), else_=0)
+        return (sign * sa.func.coalesce(sa.func.sum(amount), 0)).label(type_.lower())
+
+    consumed = total_of("CONSUME", -1)
+    period = sa.and_(LedgerEntry.tenant_id == Tenant.id, LedgerEntry.created_at >= _day_start(date_from),
+                     LedgerEntry.created_at < _day_start(date_to) + timedelta(days=1))
+    rows = db.session.execute(
+        sa.select(Tenant.id, Tenant.name, total_of("RECHARGE"), consumed, total_of("REFUND"), total_of("ADJUST"),
+                  total_of("SEAT_PURCHASE", -1), total_of("STORAGE", -1), Tenant.held)
+        .outerjoin(LedgerEntry, period)
+        .group_by(Tenant.id, Tenant.name, Tenant.held)
+        .having(sa.or_(sa.func.count(LedgerEntry.id) > 0, Tenant.held > 0))
+        .order_by(consumed.desc(), Tenant.name)
+    ).all()
+    activities = [Activity(*row) for row in rows]
+    total = Activity(None, None, *(sum(getattr(a, name) for a in activities) for name in
+                                   ("recharged", "consumed", "refunded", "adjusted", "seat_purchases", "storage",
+                                    "held")))
+    return Overview(date_from, date_to, total, activities)

@@ -1,0 +1,105 @@
+"""The model catalog: which models exist, which a tenant may use, and their price rules."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.errors import Forbidden, InvalidInput, NotFound
+from app.extensions import db
+from app.models import AiModel, PriceRule, Tenant, parse_uuid
+from app.services import audit, pricing
+from app.services.audit import Actor
+
+
+def seed_catalog(actor: Actor) -> list[str]:
+    """Insert the contract's models that are missing; never touch existing ones. Returns the new ids."""
+    from app.catalog_seed import MODELS
+    existing = set(db.session.scalars(sa.select(AiModel.model_id)))
+    added = []
+    for order, spec in enumerate(MODELS):
+        if spec["model_id"] in existing:
+            continue
+        pricing.parse_prices(spec["billing_type"], spec["prices"])
+        model = AiModel(model_id=spec["model_id"], kind=spec["kind"], display_name=spec["display_name"],
+                        provider=spec["provider"], capabilities=spec["capabilities"], sort_order=order)
+        db.session.add(model)
+        db.session.flush()
+        db.session.add(PriceRule(model_id=model.id, billing_type=spec["billing_type"], prices=spec["prices"]))
+        added.append(spec["model_id"])
+    if added:
+        audit.record(actor, "catalog.seed", target_type="ai_model", changes={"added": added})
+    db.session.commit()
+    return added
+
+
+def _enabled(tenant: Tenant):
+    query = (sa.select(AiModel, PriceRule).join(PriceRule, PriceRule.model_id == AiModel.id)
+             .where(AiModel.is_active.is_(True)))
+    if tenant.enabled_models:
+        query = query.where(AiModel.model_id.in_(tenant.enabled_models))
+    return query
+
+
+def models_for_tenant(tenant: Tenant) -> list[tuple[AiModel, PriceRule]]:
+    return [tuple(row) for row in db.session.execute(_enabled(tenant).order_by(AiModel.sort_order, AiModel.model_id))]
+
+
+def model_for_tenant(tenant: Tenant, model_id: str | None) -> tuple[AiModel, PriceRule]:
+    """The model and its price rule, if this tenant may use it: unknown → 404, not enabled → 403."""
+    if not model_id or not isinstance(model_id, str):
+        raise InvalidInput("model is required.", param="model")
+    row = db.session.execute(_enabled(tenant).where(AiModel.model_id == model_id)).first()
+    if row is not None:
+        return row[0], row[1]
+    if db.session.scalar(sa.select(AiModel.id).where(AiModel.model_id == model_id)) is None:
+        raise NotFound(f"The model {model_id!r} does not exist.", code="model_not_found", param="model")
+    raise Forbidden(f"The model {model_id!r} is not enabled for this tenant.", code="model_not_enabled",
+                    param="model")
+
+
+def list_models() -> list[tuple[AiModel, PriceRule]]:
+    return [tuple(row) for row in db.session.execute(
+        sa.select(AiModel, PriceRule).join(PriceRule, PriceRule.model_id == AiModel.id)
+        .order_by(AiModel.kind, AiModel.sort_order, AiModel.model_id))]
+
+
+def get_model(model_uuid) -> tuple[AiModel, PriceRule]:
+    model_uuid = parse_uuid(model_uuid)
+    row = db.session.execute(sa.select(AiModel, PriceRule).join(PriceRule, PriceRule.model_id == AiModel.id)
+                             .where(AiModel.id == model_uuid)).first() if model_uuid else None
+    if row is None:
+        raise NotFound("No such model.", code="model_not_found")
+    return row[0], row[1]
+
+
+def update_model(model_uuid, actor: Actor, *, is_active: bool | None = None, display_name: str | None = None,
+                 capabilities: dict | None = None, billing_type: str | None = None,
+                 prices: dict | None = None) -> tuple[AiModel, PriceRule]:
+    model, rule = get_model(model_uuid)
+    # Everything is validated before anything is applied: a refused change must leave no half of
+    # itself in the session for a later commit to pick up.
+    model_values, rule_values = {}, {}
+    if is_active is not None:
+        model_values["is_active"] = is_active
+    if display_name is not None:
+        if not display_name.strip():
+            raise InvalidInput("Display name must not be empty.", param="display_name")
+        model_values["display_name"] = display_name.strip()
+    if capabilities is not None:
+        if not isinstance(capabilities, dict):
+            raise InvalidInput("Capabilities must be a JSON object.", param="capabilities")
+        model_values["capabilities"] = capabilities
+    if billing_type is not None or prices is not None:
+        new_type = billing_type or rule.billing_type
+        new_prices = pricing.parse_prices(new_type, prices if prices is not None else rule.prices).model_dump()
+        rule_values = {"billing_type": new_type, "prices": new_prices}
+    changes = audit.diff(model, model_values) | audit.diff(rule, rule_values)
+    if changes:
+        audit.record(actor, "model.update", target_type="ai_model", target_id=model.id,
+                     changes={"model_id": model.model_id, **changes})
+    db.session.commit()
+    return model, rule
+
+
+def estimate_for_tenant(tenant: Tenant, model_id: str, params: dict) -> tuple[AiModel, pricing.Quote]:
+    model, rule = model_for_tenant(tenant, model_id)
+    return model, pricing.estimate(rule.billing_type, rule.prices, params)

@@ -1,0 +1,223 @@
+"""The credits ledger (DESIGN §4), modelled on two-phase transfers.
+
+A tenant has `balance` and `held`; spendable = balance - held, and the database's CHECK constraints
+keep both invariants. Every balance change is one conditional UPDATE in SQL (never read-then-write
+in Python) plus its LedgerEntry, in the caller's transaction. A hold resolves exactly once:
+settle, release and expire are compare-and-set on its status, so racing workers cannot both win.
+
+These functions never commit: wrap them in `app.services.transaction.atomic()` (or call the
+committing operations in app/services/billing.py).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from app.errors import Conflict, DomainError, InvalidInput, NotFound
+from app.extensions import db
+from app.models import CreditHold, LedgerEntry, Tenant, utcnow
+from app.services.audit import Actor
+
+DEFAULT_HOLD_TTL = timedelta(minutes=30)
+NO_SYNC = {"synchronize_session": False}
+
+
+class InsufficientCredits(DomainError):
+    status = 402
+    type = "insufficient_credits"
+    code = "insufficient_credits"
+
+
+class HoldAlreadyResolved(Conflict):
+    code = "hold_already_resolved"
+
+
+@dataclass(frozen=True)
+class Account:
+    balance: int
+    held: int
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+def _whole(amount, *, allow_zero: bool = False, param: str = "amount") -> int:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidInput("Amount must be a whole number of credits.", param=param)
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise InvalidInput("Amount must be positive." if not allow_zero else "Amount must not be negative.",
+                           param=param)
+    return amount
+
+
+def account(tenant_id: uuid.UUID) -> Account:
+    row = db.session.execute(sa.select(Tenant.balance, Tenant.held).where(Tenant.id == tenant_id)).first()
+    if row is None:
+        raise NotFound("No such tenant.", code="tenant_not_found")
+    return Account(row.balance, row.held)
+
+
+def _entry(tenant_id, type_: str, amount: int, balance_after: int, actor: Actor, *, description: str = "",
+           reference: str | None = None, hold_id: uuid.UUID | None = None) -> LedgerEntry:
+    entry = LedgerEntry(tenant_id=tenant_id, type=type_, amount=amount, balance_after=balance_after,
+                        description=(description or "")[:255], actor_type=actor.kind, actor_id=actor.id,
+                        actor_name=actor.name, reference=reference, hold_id=hold_id)
+    db.session.add(entry)
+    return entry
+
+
+def hold(tenant_id: uuid.UUID, amount: int, *, reference: str | None = None, description: str | None = None,
+         ttl: timedelta = DEFAULT_HOLD_TTL) -> CreditHold:
+    """Set `amount` aside, or raise InsufficientCredits (402). One conditional UPDATE decides."""
+    amount = _whole(amount, allow_zero=True)
+    granted = db.session.execute(
+        sa.update(Tenant).where(Tenant.id == tenant_id, Tenant.balance - Tenant.held >= amount)
+        .values(held=Tenant.held + amount).returning(Tenant.id).execution_options(**NO_SYNC)
+    ).first()
+    if granted is None:
+        account(tenant_id)  # NotFound for a missing tenant, else it is a shortfall
+        raise InsufficientCredits(f"Not enough credits: this needs {amount}.")
+    credit_hold = CreditHold(tenant_id=tenant_id, amount=amount, status="HELD", reference=reference,
+                             description=description, expires_at=utcnow() + ttl)
+    db.session.add(credit_hold)
+    db.session.flush()
+    return credit_hold
+
+
+def _resolve(hold_id: uuid.UUID, status: str, *, settled_amount: int | None = None):
+    """Compare-and-set HELD → status. Returns the hold's (tenant_id, amount, reference) or None."""
+    conditions = [CreditHold.id == hold_id, CreditHold.status == "HELD"]
+    if settled_amount is not None:
+        conditions.append(CreditHold.amount >= settled_amount)
+    return db.session.execute(
+        sa.update(CreditHold).where(*conditions)
+        .values(status=status, settled_amount=settled_amount, resolved_at=utcnow())
+        .returning(CreditHold.tenant_id, CreditHold.amount, CreditHold.reference)
+        .execution_options(**NO_SYNC)
+    ).first()
+
+
+def _why_not_resolved(hold_id: uuid.UUID, settled_amount: int | None = None):
+    found = db.session.get(CreditHold, hold_id, populate_existing=True)
+    if found is None:
+        raise NotFound("No such hold.", code="hold_not_found")
+    if found.status != "HELD":
+        raise HoldAlreadyResolved(f"Hold already {found.status.lower()}.")
+    raise InvalidInput(f"Cannot settle {settled_amount} against a hold of {found.amount}.", param="amount")
+
+
+def settle(hold_id: uuid.UUID, actual: int, actor: Actor, *, description: str = "") -> LedgerEntry | None:
+    """Charge `actual` (≤ the hold) and return the rest to available. Returns the CONSUME entry,
+    or None when nothing was charged (a zero charge moves no credits, so it writes no entry)."""
+    actual = _whole(actual, allow_zero=True)
+    resolved = _resolve(hold_id, "SETTLED", settled_amount=actual)
+    if resolved is None:
+        _why_not_resolved(hold_id, actual)
+    balance = db.session.execute(
+        sa.update(Tenant).where(Tenant.id == resolved.tenant_id)
+        .values(balance=Tenant.balance - actual, held=Tenant.held - resolved.amount)
+        .returning(Tenant.balance).execution_options(**NO_SYNC)
+    ).scalar_one()
+    if actual == 0:
+        return None
+    return _entry(resolved.tenant_id, "CONSUME", -actual, balance, actor, description=description,
+                  reference=resolved.reference, hold_id=hold_id)
+
+
+def _unhold(hold_id: uuid.UUID, status: str) -> bool:
+    resolved = _resolve(hold_id, status)
+    if resolved is None:
+        return False
+    db.session.execute(
+        sa.update(Tenant).where(Tenant.id == resolved.tenant_id)
+        .values(held=Tenant.held - resolved.amount).execution_options(**NO_SYNC)
+    )
+    return True
+
+
+def release(hold_id: uuid.UUID) -> bool:
+    """Void a hold (any failure). True if this call released it; False if it was already resolved."""
+    return _unhold(hold_id, "RELEASED")
+
+
+def expire(hold_id: uuid.UUID) -> bool:
+    """Like release, for holds whose request died; the sweep calls it."""
+    return _unhold(hold_id, "EXPIRED")
+
+
+def due_holds(now: datetime, limit: int = 500) -> list[uuid.UUID]:
+    return list(db.session.scalars(
+        sa.select(CreditHold.id).where(CreditHold.status == "HELD", CreditHold.expires_at <= now)
+        .order_by(CreditHold.expires_at).limit(limit)
+    ))
+
+
+def credit(tenant_id: uuid.UUID, type_: str, amount: int, actor: Actor, *, description: str = "",
+           reference: str | None = None) -> LedgerEntry:
+    """Add credits (RECHARGE, REFUND, positive ADJUST)."""
+    amount = _whole(amount)
+    balance = db.session.execute(
+        sa.update(Tenant).where(Tenant.id == tenant_id).values(balance=Tenant.balance + amount)
+        .returning(Tenant.balance).execution_options(**NO_SYNC)
+    ).scalar()
+    if balance is None:
+        raise NotFound("No such tenant.", code="tenant_not_found")
+    return _entry(tenant_id, type_, amount, balance, actor, description=description, reference=reference)
+
+
+def debit(tenant_id: uuid.UUID, type_: str, amount: int, actor: Actor, *, description: str = "",
+          reference: str | None = None, extra_values: dict | None = None) -> LedgerEntry:
+    """Take credits from what is available (negative ADJUST, STORAGE, SEAT_PURCHASE), never below
+    zero available. `extra_values` are set on the tenant in the same UPDATE (e.g. more seats)."""
+    amount = _whole(amount)
+    balance = db.session.execute(
+        sa.update(Tenant).where(Tenant.id == tenant_id, Tenant.balance - Tenant.held >= amount)
+        .values(balance=Tenant.balance - amount, **(extra_values or {}))
+        .returning(Tenant.balance).execution_options(**NO_SYNC)
+    ).scalar()
+    if balance is None:
+        account(tenant_id)
+        raise InsufficientCredits(f"Not enough available credits: this needs {amount}.")
+    return _entry(tenant_id, type_, -amount, balance, actor, description=description, reference=reference)
+
+
+def verify() -> list[str]:
+    """Check every tenant: balance = Σ entries, held = Σ HELD holds, each hold resolved once and
+    charged as settled. Returns one line per offence (empty when the ledger is sound)."""
+    problems = []
+    entry_sum = (sa.select(LedgerEntry.tenant_id, sa.func.sum(LedgerEntry.amount).label("total"))
+                 .group_by(LedgerEntry.tenant_id).subquery())
+    held_sum = (sa.select(CreditHold.tenant_id, sa.func.sum(CreditHold.amount).label("total"))
+                .where(CreditHold.status == "HELD").group_by(CreditHold.tenant_id).subquery())
+    rows = db.session.execute(
+        sa.select(Tenant.id, Tenant.name, Tenant.balance, Tenant.held,
+                  sa.func.coalesce(entry_sum.c.total, 0), sa.func.coalesce(held_sum.c.total, 0))
+        .outerjoin(entry_sum, entry_sum.c.tenant_id == Tenant.id)
+        .outerjoin(held_sum, held_sum.c.tenant_id == Tenant.id)
+    ).all()
+    for tenant_id, name, balance, held, entries, holds in rows:
+        if balance != entries:
+            problems.append(f"tenant {tenant_id} ({name}): balance {balance} != sum of entries {entries}")
+        if held != holds:
+            problems.append(f"tenant {tenant_id} ({name}): held {held} != sum of HELD holds {holds}")
+
+    charged = (sa.select(LedgerEntry.hold_id, sa.func.count().label("n"), sa.func.sum(LedgerEntry.amount).label("total"))
+               .where(LedgerEntry.hold_id.is_not(None)).group_by(LedgerEntry.hold_id).subquery())
+    holds = db.session.execute(
+        sa.select(CreditHold.id, CreditHold.status, CreditHold.settled_amount, charged.c.n, charged.c.total)
+        .outerjoin(charged, charged.c.hold_id == CreditHold.id)
+        .where(sa.or_(charged.c.n.is_not(None), CreditHold.status == "SETTLED"))
+    ).all()
+    for hold_id, status, settled_amount, count, total in holds:
+        count, total = count or 0, total or 0
+        if count > 1:
+            problems.append(f"hold {hold_id}: charged {count} times")
+        elif status != "SETTLED" and count:
+            problems.append(f"hold {hold_id}: {status} but charged {-total}")
+        elif status == "SETTLED" and -total != (settled_amount or 0):
+            problems.append(f"hold {hold_id}: settled {settled_amount} but charged {-total}")
+    return problems
