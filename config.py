@@ -119,6 +119,39 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def _gateway_settings(env: Mapping[str, str], environment: str) -> dict:
+    """waule-api: the default gateway, its timeouts, and the sandbox that test-mode keys use."""
+    url = env.get("WAULEAPI_URL", "").strip() or ("" if environment == "production" else "http://127.0.0.1:9000")
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError("WAULEAPI_URL must be an http(s):// URL")
+    secret = env.get("WAULEAPI_SECRET", "").strip() or env.get("INTERNAL_SECRET", "").strip()
+    if url and not secret:
+        if environment == "production":
+            raise ConfigError("WAULEAPI_SECRET is not set (the gateway's shared secret)")
+        secret = "sandbox-secret"  # what `python -m sandbox` accepts when nothing is configured
+    prefix = env.get("WAULEAPI_PATH_PREFIX", "/v1").strip() or "/v1"
+    if not prefix.startswith("/"):
+        raise ConfigError("WAULEAPI_PATH_PREFIX must start with /, e.g. /v1 or /internal/v1")
+    sandbox_url = env.get("SANDBOX_URL", "").strip()
+    if sandbox_url and not sandbox_url.startswith(("http://", "https://")):
+        raise ConfigError("SANDBOX_URL must be an http(s):// URL")
+    return {
+        "WAULEAPI_URL": url,
+        "WAULEAPI_SECRET": secret,
+        "WAULEAPI_PATH_PREFIX": prefix.rstrip("/"),
+        "WAULEAPI_CONNECT_TIMEOUT": _int(env, "WAULEAPI_CONNECT_TIMEOUT", 5, 1, 60),
+        "WAULEAPI_TIMEOUTS": {
+            "image": _int(env, "WAULEAPI_TIMEOUT_IMAGE", 300, 1, 3600),
+            "audio": _int(env, "WAULEAPI_TIMEOUT_AUDIO", 120, 1, 3600),
+            "chat": _int(env, "WAULEAPI_TIMEOUT_CHAT", 300, 1, 3600),
+            "video": _int(env, "WAULEAPI_TIMEOUT_VIDEO", 1500, 1200, 7200),
+            "midjourney": _int(env, "WAULEAPI_TIMEOUT_MIDJOURNEY", 60, 1, 3600),
+        },
+        "SANDBOX_URL": sandbox_url,
+        "SANDBOX_SECRET": env.get("SANDBOX_SECRET", "").strip() or secret or "sandbox-secret",
+    }
+
+
 def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path = "instance") -> dict:
     """Build the Flask config mapping from environment variables."""
     env = os.environ if env is None else env
@@ -165,5 +198,6 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path 
         "RECHARGE_MAX_CREDITS": _int(env, "RECHARGE_MAX_CREDITS", 10_000_000, 1, 10**12),
         "SEAT_PRICE_CREDITS": _int(env, "SEAT_PRICE_CREDITS", 1000, 0, 10**9),
         "HOLD_TTL_SECONDS": _int(env, "HOLD_TTL_SECONDS", 1800, 60, 7 * 86400),
+        **_gateway_settings(env, environment),
         "DEMO_SEED": _bool(env, "DEMO_SEED", environment == "development"),
     }

@@ -24,9 +24,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.config.from_mapping(load_config(instance_path=app.instance_path))
         app.config.from_mapping(overrides or {})
     app.config.setdefault("JWT_TOKEN_LOCATION", ["headers"])
-    app.config["JSON_SORT_KEYS"] = False
     app.config["PERMANENT_SESSION_LIFETIME"] = app.config["ADMIN_SESSION_MINUTES"] * 60
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # the session lifetime already bounds it
+    app.json.sort_keys = False  # keep fields in the order the schemas declare them
     if app.config.get("TRUST_PROXY_HOPS"):
         hops = app.config["TRUST_PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
@@ -81,10 +81,12 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_request_hooks(app: Flask) -> None:
-    @app.before_request
     def assign_request_id():
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else uuid.uuid4().hex
+
+    # First of all hooks: an error raised by an earlier one (CSRF, say) must still carry the id.
+    app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
 
     @app.after_request
     def tag_response(response):

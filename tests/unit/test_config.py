@@ -1,0 +1,195 @@
+"""Configuration is parsed strictly: a missing or malformed setting stops start-up with a message naming
+it; development keeps generated secrets under instance/."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import SECRET_NAMES, ConfigError, generate_secrets, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def production(**changes) -> dict:
+    env = {**generate_secrets(), "WAULE_ENV": "production",
+           "DATABASE_URL": "postgresql://waule:pw@db.internal:5432/waule"}
+    env.update(changes)
+    return {name: value for name, value in env.items() if value is not None}
+
+
+def test_a_complete_production_environment_loads(tmp_path):
+    config = load_config(env=production(), instance_path=tmp_path)
+    assert config["WAULE_ENV"] == "production" and not config["TESTING"]
+    assert config["SESSION_COOKIE_SECURE"] is True
+    assert config["DEMO_SEED"] is False
+    assert len(config["CONFIG_ENCRYPTION_KEY"]) == 32
+    assert not (tmp_path / "secrets.json").exists(), "production never writes secrets to disk"
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_production_refuses_a_missing_secret_naming_it(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_config(env=production(**{name: value}), instance_path=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SECRET", "KEY_PEPPER"])
+def test_production_refuses_a_weak_secret_naming_it(tmp_path, name):
+    with pytest.raises(ConfigError, match=f"{name}.*weak"):
+        load_config(env=production(**{name: "changeme"}), instance_path=tmp_path)
+    with pytest.raises(ConfigError, match=name):
+        load_config(env=production(**{name: "x" * 31}), instance_path=tmp_path)
+    load_config(env=production(**{name: "x" * 32}), instance_path=tmp_path)
+
+
+@pytest.mark.parametrize("value", [
+    "not base64 at all!",
+    base64.b64encode(b"sixteen byte key").decode(),          # valid base64, 16 bytes
+    base64.b64encode(os.urandom(33)).decode(),              # one byte too many
+    base64.urlsafe_b64encode(b"\xfb" * 32).decode(),        # url-safe alphabet is not what we print
+])
+def test_encryption_key_must_be_32_bytes_of_base64(tmp_path, value):
+    with pytest.raises(ConfigError, match="CONFIG_ENCRYPTION_KEY"):
+        load_config(env=production(CONFIG_ENCRYPTION_KEY=value), instance_path=tmp_path)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("MAX_BODY_BYTES", "ten megabytes"),
+    ("MAX_BODY_BYTES", "12"),            # below the floor
+    ("JWT_ACCESS_MINUTES", "1.5"),
+    ("JWT_ACCESS_MINUTES", "0"),
+    ("BCRYPT_ROUNDS", "99"),
+    ("LOGIN_FAILURES_PER_USER", "-1"),
+    ("TRUST_PROXY_HOPS", "many"),
+    ("SESSION_COOKIE_SECURE", "maybe"),
+    ("DEMO_SEED", "2"),
+    ("REDIS_URL", "localhost:6379"),
+    ("DATABASE_URL", "mysql://root@localhost/waule"),
+])
+def test_malformed_values_are_refused_naming_the_variable(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name) as raised:
+        load_config(env=production(**{name: value}), instance_path=tmp_path)
+    if name != "DATABASE_URL":  # a URL may hold a password: do not echo it
+        assert value.strip() in str(raised.value) or "between" in str(raised.value) or "URL" in str(raised.value)
+
+
+def test_good_integers_and_booleans_are_read(tmp_path):
+    config = load_config(env=production(MAX_BODY_BYTES="2048", JWT_ACCESS_MINUTES=" 15 ", BCRYPT_ROUNDS="10",
+                                        SESSION_COOKIE_SECURE="no", DEMO_SEED="yes", TRUST_PROXY_HOPS="1",
+                                        REDIS_URL="redis://cache:6379/0"), instance_path=tmp_path)
+    assert config["MAX_CONTENT_LENGTH"] == 2048
+    assert config["JWT_ACCESS_TOKEN_EXPIRES"] == 15 * 60
+    assert config["BCRYPT_ROUNDS"] == 10
+    assert config["SESSION_COOKIE_SECURE"] is False and config["DEMO_SEED"] is True
+    assert config["REDIS_URL"] == "redis://cache:6379/0"
+
+
+@pytest.mark.parametrize("value", ["prod", "Production", "staging"])
+def test_unknown_environment_is_refused(tmp_path, value):
+    with pytest.raises(ConfigError, match="WAULE_ENV"):
+        load_config(env=production(WAULE_ENV=value), instance_path=tmp_path)
+
+
+def test_production_needs_a_database_url(tmp_path):
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        load_config(env=production(DATABASE_URL=None), instance_path=tmp_path)
+
+
+@pytest.mark.parametrize("url", ["postgres://u:p@db:5432/waule", "postgresql://u:p@db:5432/waule",
+                                 "postgresql+psycopg2://u:p@db:5432/waule"])
+def test_postgres_urls_normalise_to_psycopg2(tmp_path, url):
+    config = load_config(env=production(DATABASE_URL=url), instance_path=tmp_path)
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg2://u:p@db:5432/waule"
+
+
+def test_development_generates_secrets_once_and_keeps_them(tmp_path):
+    instance = tmp_path / "instance"
+    first = load_config(env={}, instance_path=instance)
+    path = instance / "secrets.json"
+    assert path.exists()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, "secrets must not be readable by other users"
+    stored = json.loads(path.read_text())
+    assert set(stored) == set(SECRET_NAMES)
+
+    second = load_config(env={}, instance_path=instance)
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "CONFIG_ENCRYPTION_KEY", "KEY_PEPPER"):
+        assert first[name] == second[name], f"{name} changed across restarts"
+    assert json.loads(path.read_text()) == stored
+    assert first["WAULE_ENV"] == "development" and first["DEMO_SEED"] is True
+    assert first["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{(instance / 'waule.db').resolve()}"
+
+
+def test_development_environment_values_win_over_the_generated_ones(tmp_path):
+    load_config(env={}, instance_path=tmp_path)
+    mine = "m" * 40
+    assert load_config(env={"SECRET_KEY": mine}, instance_path=tmp_path)["SECRET_KEY"] == mine
+
+
+def test_a_damaged_development_secrets_file_is_named(tmp_path):
+    (tmp_path / "secrets.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="secrets.json"):
+        load_config(env={}, instance_path=tmp_path)
+
+
+def test_test_environment_generates_nothing(tmp_path):
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_config(env={"WAULE_ENV": "test"}, instance_path=tmp_path)
+    assert not (tmp_path / "secrets.json").exists()
+
+
+def _flask(args, env, cwd) -> subprocess.CompletedProcess:
+    """The real `flask` command, with only the variables given (no .env from the checkout)."""
+    full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "FLASK_APP": "wsgi",
+                "FLASK_SKIP_DOTENV": "1", "WAULE_INSTANCE_PATH": str(cwd / "instance"), **env}
+    return subprocess.run([sys.executable, "-m", "flask", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_flask_secrets_generate_output_is_accepted_in_production(runner, tmp_path):
+    result = runner.invoke(args=["secrets", "generate"])
+    assert result.exit_code == 0, result.output
+    generated = dict(line.split("=", 1) for line in result.output.strip().splitlines())
+    assert set(generated) == set(SECRET_NAMES)
+    env = {**generated, "WAULE_ENV": "production", "DATABASE_URL": "postgres://u@db/waule"}
+    config = load_config(env=env, instance_path=tmp_path)
+    assert config["SECRET_KEY"] == generated["SECRET_KEY"]
+    again = dict(line.split("=", 1) for line in runner.invoke(args=["secrets", "generate"]).output.splitlines())
+    assert again["SECRET_KEY"] != generated["SECRET_KEY"], "every call prints a fresh set"
+
+
+def test_create_app_refuses_to_start_naming_the_setting(tmp_path, monkeypatch):
+    from app import create_app
+
+    for name in list(os.environ):
+        if name in SECRET_NAMES or name in ("DATABASE_URL", "WAULE_ENV"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("WAULE_INSTANCE_PATH", str(tmp_path))
+    for name, value in {**production(), "JWT_SECRET": "short"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="JWT_SECRET"):
+        create_app()
+
+
+def test_the_server_command_refuses_to_start_with_a_clear_message(tmp_path):
+    env = {**production(KEY_PEPPER=None)}
+    result = _flask(["routes"], env, tmp_path)
+    assert result.returncode != 0
+    assert "KEY_PEPPER is not set" in result.stderr
+    for name in ("SECRET_KEY", "JWT_SECRET"):
+        assert env[name] not in result.stderr + result.stdout, "never print a secret"
+
+
+def test_processes_starting_together_agree_on_the_development_secrets(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        configs = list(pool.map(lambda _: load_config(env={}, instance_path=tmp_path), range(16)))
+    assert len({config["SECRET_KEY"] for config in configs}) == 1
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".secrets")] == []
