@@ -1,8 +1,11 @@
 """Throttling of failed sign-ins, per account and per client IP.
 
 Counters live in Redis when REDIS_URL is set, so every gunicorn worker and host sees the same
-counts; otherwise in process memory (the embedded default). Only failures count: a user who types
-the password right is never slowed down by the per-account limit.
+counts; otherwise in process memory (the embedded default). A user who types the password right is
+never slowed down by the per-account limit: their success clears it.
+
+The per-account count is taken *before* the password is checked, as one atomic hit, so many guesses
+sent in parallel cannot all slip past a check made before any of them failed.
 """
 from __future__ import annotations
 
@@ -36,27 +39,29 @@ class LoginThrottle:
         self._per_account = RateLimitItemPerSecond(per_account, window_seconds, namespace=prefix)
         self._per_ip = RateLimitItemPerSecond(per_ip, window_seconds, namespace=prefix)
 
-    def _checks(self, realm: str, account: str, ip: str | None):
-        yield self._per_account, ("login-account", realm, account.lower())
-        if ip:
-            yield self._per_ip, ("login-ip", ip)
-
     def check(self, realm: str, account: str, ip: str | None) -> None:
-        """Raise Throttled (with the seconds to wait) if this account or IP failed too often."""
+        """Count this attempt against the account and raise Throttled (with the seconds to wait) if
+        the account or the IP is over its limit."""
         try:
-            for item, key in self._checks(realm, account, ip):
-                if not self._limiter.test(item, *key):
-                    reset_at, _remaining = self._limiter.get_window_stats(item, *key)
-                    raise Throttled("Too many failed sign-in attempts; try again later.",
-                                    retry_after=int(reset_at - time.time()) + 1, code="too_many_attempts")
+            account_key = ("login-account", realm, account.lower())
+            if not self._limiter.hit(self._per_account, *account_key):
+                self._refuse(self._per_account, account_key)
+            if ip and not self._limiter.test(self._per_ip, "login-ip", ip):
+                self._refuse(self._per_ip, ("login-ip", ip))
         except _STORE_ERRORS:
             log.exception("sign-in throttle store unreachable")
             raise ThrottleUnavailable("Sign-in is briefly unavailable; try again shortly.") from None
 
+    def _refuse(self, item, key) -> None:
+        reset_at, _remaining = self._limiter.get_window_stats(item, *key)
+        raise Throttled("Too many failed sign-in attempts; try again later.",
+                        retry_after=int(reset_at - time.time()) + 1, code="too_many_attempts")
+
     def failed(self, realm: str, account: str, ip: str | None) -> None:
+        """The account's attempt was already counted by check(); a failure also counts against the IP."""
         try:
-            for item, key in self._checks(realm, account, ip):
-                self._limiter.hit(item, *key)
+            if ip:
+                self._limiter.hit(self._per_ip, "login-ip", ip)
         except _STORE_ERRORS:  # check() just worked; the answer (401) stands either way
             log.exception("could not record a failed sign-in")
 
