@@ -25,8 +25,12 @@ seed: migrate
 	$(BIN)/flask catalog seed
 	$(BIN)/flask demo seed
 
+# The sandbox gateway (port 9000) and the web server run together; Ctrl-C stops both.
 run: seed
-	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	@set -a; [ -f .env ] && . ./.env; set +a; \
+	trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/python -m sandbox --host 127.0.0.1 --port 9000 --quiet & \
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: $(VENV)/.dev
 	$(BIN)/pytest $(PYTEST_ARGS)
