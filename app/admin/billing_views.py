@@ -130,9 +130,9 @@ def _preview(values) -> tuple[pricing.Quote | None, str | None]:
 
 def model_editor(model, rule, form: Form, status: int = 200, **extra):
     quote, preview_error = _preview(form.values)
-    return respond("admin/partials/model_form.html", "admin/model_edit.html", status, model=model, rule=rule,
-                   form=form, quote=quote, preview_error=preview_error, billing_types=BILLING_TYPES,
-                   price_fields=price_fields(), model_notice=None, **extra)
+    context = {"model": model, "rule": rule, "form": form, "quote": quote, "preview_error": preview_error,
+               "billing_types": BILLING_TYPES, "price_fields": price_fields(), "model_notice": None, **extra}
+    return respond("admin/partials/model_form.html", "admin/model_edit.html", status, **context)
 
 
 @bp.get("/models/<model_uuid>")

@@ -2,20 +2,20 @@
 the account summary and the transaction history. Each public function is one transaction."""
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from flask import current_app
 
 from app.errors import InvalidInput
 from app.extensions import db
-from app.models import ENTRY_TYPES, LedgerEntry, PlatformSetting, Tenant, parse_uuid, utcnow
+from app.models import ENTRY_TYPES, LedgerEntry, PlatformSetting, Tenant, utcnow
 from app.services import audit, idempotency, ledger, tenants
 from app.services.audit import Actor
+from app.services.paging import day_end, day_start, decode_cursor, encode_cursor
 from app.services.tenancy import get_tenant
 from app.services.transaction import atomic
 
@@ -148,26 +148,6 @@ class Page:
     next_cursor: str | None
 
 
-def _encode_cursor(entry: LedgerEntry) -> str:
-    return base64.urlsafe_b64encode(f"{entry.created_at.isoformat()}|{entry.id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, entry_id = raw.split("|")
-        when, ident = datetime.fromisoformat(stamp), parse_uuid(entry_id)
-        if ident is None or when.tzinfo is None:
-            raise ValueError
-        return when, ident
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("Invalid cursor.", param="cursor") from None
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
-
-
 def list_entries(tenant_id: uuid.UUID, *, type_: str | None = None, date_from: date | None = None,
                  date_to: date | None = None, cursor: str | None = None, limit: int = 50) -> Page:
     """Newest first, keyset-paginated on (created_at, id): no OFFSET scans however deep the page."""
@@ -178,17 +158,17 @@ def list_entries(tenant_id: uuid.UUID, *, type_: str | None = None, date_from: d
     if type_:
         query = query.where(LedgerEntry.type == type_)
     if date_from:
-        query = query.where(LedgerEntry.created_at >= _day_start(date_from))
+        query = query.where(LedgerEntry.created_at >= day_start(date_from))
     if date_to:
-        query = query.where(LedgerEntry.created_at < _day_start(date_to) + timedelta(days=1))
+        query = query.where(LedgerEntry.created_at < day_end(date_to))
     if cursor:
-        when, ident = _decode_cursor(cursor)
+        when, ident = decode_cursor(cursor)
         query = query.where(sa.or_(LedgerEntry.created_at < when,
                                    sa.and_(LedgerEntry.created_at == when, LedgerEntry.id < ident)))
     rows = list(db.session.scalars(query.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)))
     has_more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, _encode_cursor(rows[-1]) if has_more and rows else None)
+    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if has_more and rows else None)
 
 
 def iter_entries(tenant_id: uuid.UUID, *, type_: str | None = None, date_from: date | None = None,
@@ -245,8 +225,8 @@ def overview(date_from: date, date_to: date) -> Overview:
         return (sign * sa.func.coalesce(sa.func.sum(amount), 0)).label(type_.lower())
 
     consumed = total_of("CONSUME", -1)
-    period = sa.and_(LedgerEntry.tenant_id == Tenant.id, LedgerEntry.created_at >= _day_start(date_from),
-                     LedgerEntry.created_at < _day_start(date_to) + timedelta(days=1))
+    period = sa.and_(LedgerEntry.tenant_id == Tenant.id, LedgerEntry.created_at >= day_start(date_from),
+                     LedgerEntry.created_at < day_end(date_to))
     rows = db.session.execute(
         sa.select(Tenant.id, Tenant.name, total_of("RECHARGE"), consumed, total_of("REFUND"), total_of("ADJUST"),
                   total_of("SEAT_PURCHASE", -1), total_of("STORAGE", -1), Tenant.held)

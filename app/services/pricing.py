@@ -164,7 +164,7 @@ def _nearest(requested: str | None, known) -> str | None:
 def _seconds(value, default: int, param: str = "duration") -> int:
     if value is None or value == 0:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value > MAX_SECONDS:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_SECONDS:  # NaN too
         raise InvalidInput(f"{param} must be a number of seconds from 1 to {MAX_SECONDS}.", param=param)
     return max(1, math.ceil(value))
 
@@ -191,11 +191,14 @@ def count_tokens(text: str) -> int:
 
 def message_tokens(messages) -> int:
     """Prompt tokens of chat messages: their text plus 4 tokens of framing per message."""
+    if messages is not None and not isinstance(messages, list):
+        raise InvalidInput("messages must be a list of messages.", param="messages")
     total = 0
     for message in messages or []:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):  # OpenAI content parts
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+            content = " ".join(part["text"] for part in content
+                               if isinstance(part, dict) and isinstance(part.get("text"), str))
         total += 4 + count_tokens(content if isinstance(content, str) else "")
     return total
 
@@ -241,7 +244,7 @@ def _split_tier(key: str) -> tuple[str, int]:
 
 def _mode(value, priced: dict, default: str, param: str) -> str:
     mode = value or default
-    if mode not in priced:
+    if not isinstance(mode, str) or mode not in priced:
         raise InvalidInput(f"{param} must be one of: {', '.join(sorted(priced))}.", param=param)
     return mode
 
