@@ -11,6 +11,8 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from flask.globals import app_ctx
+from flask.testing import FlaskClient
 
 from app import create_app
 from app.extensions import db
@@ -68,6 +70,12 @@ def test_env(database_url, tmp_path_factory) -> dict:
         "BCRYPT_ROUNDS": "4",
         "KEY_USAGE_FLUSH_SECONDS": "0",
         "REDIS_URL": "",
+        # Live-mode calls go to the in-process sandbox too (http://sandbox.local is served by an adapter).
+        "WAULEAPI_URL": "http://sandbox.local",
+        "WAULEAPI_SECRET": "test-gateway-secret",
+        "SANDBOX_SECRET": "test-gateway-secret",
+        "SANDBOX_URL": "",
+        "SANDBOX_TIMEOUT_CAP": "3",
     }
 
 
@@ -109,8 +117,22 @@ def app(migrated, test_env, tmp_path):
         db.engine.dispose()
 
 
+class SeparateRequestsClient(FlaskClient):
+    """The `app` fixture keeps one app context pushed for the whole test, and Flask reuses it for every
+    test-client request: `g` (where Flask-Login and Flask-WTF cache per-request state) and the session's
+    identity map would carry over from one request to the next. Give each request a fresh `g` and make
+    the session re-read rows, as separate requests in production do."""
+
+    def open(self, *args, **kwargs):
+        context = app_ctx._get_current_object()
+        context.g = self.application.app_ctx_globals_class()
+        db.session.expire_all()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app):
+    app.test_client_class = SeparateRequestsClient
     return app.test_client()
 
 

@@ -8,8 +8,6 @@ import re
 import threading
 
 import pytest
-from flask.globals import app_ctx
-from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, require
@@ -18,23 +16,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
-
-class SeparateRequestsClient(FlaskClient):
-    """The `app` fixture keeps one app context pushed for the whole test and Flask reuses it for every
-    test-client request, so `g` (where Flask-Login caches the signed-in admin and Flask-WTF its token)
-    would leak from one request into the next. Give each request a fresh `g`, as production does."""
-
-    def open(self, *args, **kwargs):
-        context = app_ctx._get_current_object()
-        context.g = self.application.app_ctx_globals_class()
-        return super().open(*args, **kwargs)
-
-
-@pytest.fixture
-def client(app):
-    app.test_client_class = SeparateRequestsClient
-    return app.test_client()
 
 
 class Dashboard:
