@@ -148,7 +148,34 @@ def _gateway_settings(env: Mapping[str, str], environment: str) -> dict:
             "midjourney": _int(env, "WAULEAPI_TIMEOUT_MIDJOURNEY", 60, 1, 3600),
         },
         "SANDBOX_URL": sandbox_url,
+        # How long the in-process sandbox lets [sandbox:timeout] / [sandbox:slow=N] hold a thread.
+        "SANDBOX_TIMEOUT_CAP": _int(env, "SANDBOX_TIMEOUT_CAP", 30, 0, 3600),
         "SANDBOX_SECRET": env.get("SANDBOX_SECRET", "").strip() or secret or "sandbox-secret",
+    }
+
+
+def _host_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated host names or IP addresses (no scheme, path or port), lower-cased."""
+    hosts = []
+    for entry in env.get(name, "").split(","):
+        host = entry.strip().lower().strip("[]").rstrip(".")
+        if not host:
+            continue
+        if "/" in host or " " in host or (":" in host and host.count(":") == 1):
+            raise ConfigError(f"{name} takes host names or IP addresses, e.g. cdn.example.com,10.0.0.5; "
+                              f"got {entry.strip()!r}")
+        hosts.append(host)
+    return tuple(hosts)
+
+
+def _storage_settings(env: Mapping[str, str], instance_path: Path) -> dict:
+    """Where results live, and the guard on copying them from the gateway's URLs."""
+    storage_dir = env.get("STORAGE_DIR", "").strip() or str((instance_path / "storage").resolve())
+    return {
+        "STORAGE_DIR": storage_dir,
+        "FETCH_ALLOWLIST": _host_list(env, "FETCH_ALLOWLIST"),
+        "FETCH_MAX_BYTES": _int(env, "FETCH_MAX_BYTES", 200 * 1024 * 1024, 1024, 16 * 1024 ** 3),
+        "FETCH_TIMEOUT_SECONDS": _int(env, "FETCH_TIMEOUT_SECONDS", 120, 1, 3600),
     }
 
 
@@ -199,5 +226,6 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path 
         "SEAT_PRICE_CREDITS": _int(env, "SEAT_PRICE_CREDITS", 1000, 0, 10**9),
         "HOLD_TTL_SECONDS": _int(env, "HOLD_TTL_SECONDS", 1800, 60, 7 * 86400),
         **_gateway_settings(env, environment),
+        **_storage_settings(env, instance_path),
         "DEMO_SEED": _bool(env, "DEMO_SEED", environment == "development"),
     }

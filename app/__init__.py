@@ -38,8 +38,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from app.services import throttle
+    from app import tasks
+    from app.services import sandbox_link, throttle
     throttle.init_app(app)
+    sandbox_link.init_app(app)
+    tasks.init_app(app)
 
     _register_blueprints(app)
     _register_request_hooks(app)
@@ -60,6 +63,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(admin_api_bp)
+
+    from app.files import bp as files_bp
+    app.register_blueprint(files_bp)  # signed URLs, GET only: no CSRF at stake
 
     @app.get("/healthz")
     def healthz():
@@ -94,7 +100,9 @@ def _register_request_hooks(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if request.path.startswith("/api/"):
             from app.services.api_keys import flush_key_usage
+            from app.services.gateway import flush_health
             flush_key_usage()
+            flush_health()
         return response
 
 

@@ -32,6 +32,10 @@ class Principal:
             return "admin" in self.api_key.scopes
         return self.kind == "tenant_admin"
 
+    @property
+    def can_generate(self) -> bool:
+        return self.api_key is None or "generate" in self.api_key.scopes
+
     def actor(self) -> Actor:
         if self.api_key is not None:
             return Actor("api_key", str(self.api_key.id), self.api_key.prefix, self.tenant.id, client_ip())

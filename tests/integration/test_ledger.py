@@ -255,7 +255,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.open_holds)
     @rule(data=st.data())
     def settle(self, data):
-        hold_id = data.draw(st.sampled_from(sorted(self.open_holds)))
+        hold_id = data.draw(st.sampled_from(list(self.open_holds)))
         tenant_id, amount = self.open_holds.pop(hold_id)
         actual = data.draw(st.integers(0, amount))
         with atomic():
@@ -266,7 +266,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.open_holds)
     @rule(data=st.data(), expire=st.booleans())
     def release_or_expire(self, data, expire):
-        hold_id = data.draw(st.sampled_from(sorted(self.open_holds)))
+        hold_id = data.draw(st.sampled_from(list(self.open_holds)))
         tenant_id, amount = self.open_holds.pop(hold_id)
         with atomic():
             assert (ledger.expire if expire else ledger.release)(hold_id) is True

@@ -1,0 +1,273 @@
+"""Generation endpoints in OpenAI's shapes, plus the generations list and usage."""
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import date
+from typing import Literal
+
+from flask import Response, jsonify, request, stream_with_context
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api import bp
+from app.api.auth import current_principal
+from app.api.schema import Body, Out, Query, endpoint
+from app.errors import Forbidden
+from app.models import Generation
+from app.services import generation as generations
+from app.services import storage, usage
+
+AUTH = ("api_key", "member")
+
+
+class ImageIn(Body):
+    model: str = Field(min_length=1, max_length=120)
+    prompt: str = Field(min_length=1, max_length=10_000)
+    n: int = Field(default=1, ge=1, le=15)
+    size: str | None = Field(default=None, max_length=20, description="'1024x1024' or an aspect ratio like '16:9'")
+    response_format: Literal["url", "b64_json"] = "url"
+    reference_images: list[str] | None = Field(default=None, max_length=16)
+    image_size: str | None = Field(default=None, max_length=8, description="'1K', '2K' or '4K'")
+    max_images: int | None = Field(default=None, ge=1, le=15)
+    aspect_ratio: str | None = Field(default=None, max_length=10)
+    quality: str | None = Field(default=None, max_length=20)
+    style: str | None = Field(default=None, max_length=20)
+    user: str | None = Field(default=None, max_length=120)
+    run_async: bool = Field(default=False, alias="async", description="Answer 202 at once; poll the generation")
+
+
+class SpeechIn(Body):
+    model: str = Field(min_length=1, max_length=120)
+    input: str = Field(min_length=1, max_length=10_000)
+    voice: str | None = Field(default=None, max_length=80)
+    speed: float | None = Field(default=None, ge=0.25, le=4.0)
+    response_format: Literal["mp3", "wav", "opus", "aac", "flac", "pcm"] | None = None
+    instructions: str | None = Field(default=None, max_length=4000)
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list | None = None
+
+
+class StreamOptions(Body):
+    include_usage: bool = False
+
+
+class ChatIn(Body):
+    model: str = Field(min_length=1, max_length=120)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=500)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = Field(default=1, ge=1, le=1)
+    user: str | None = Field(default=None, max_length=120)
+
+
+class GenerationOut(Out):
+    id: str
+    object: Literal["generation"] = "generation"
+    kind: str
+    model: str
+    status: str
+    is_test: bool
+    credits_held: int
+    credits_charged: int
+    results: list[dict]
+    output: dict | None
+    error: dict | None
+    timeline: list[dict]
+    created_at: str
+    completed_at: str | None
+
+
+class GenerationListOut(Out):
+    object: Literal["list"] = "list"
+    data: list[GenerationOut]
+    has_more: bool
+    next_cursor: str | None
+
+
+class GenerationsQuery(Query):
+    kind: Literal["image", "video", "audio", "chat", "midjourney"] | None = None
+    status: Literal["PENDING", "GENERATING", "UPLOADING", "COMPLETED", "FAILED"] | None = None
+    model: str | None = Field(default=None, max_length=120)
+    date_from: date | None = Field(default=None, alias="from")
+    date_to: date | None = Field(default=None, alias="to")
+    cursor: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class UsageQuery(Query):
+    date_from: date | None = Field(default=None, alias="from")
+    date_to: date | None = Field(default=None, alias="to")
+    group_by: Literal["day", "model", "member"] = "day"
+
+
+class UsageOut(Out):
+    model_config = ConfigDict(populate_by_name=True)
+    date_from: str = Field(alias="from")
+    date_to: str = Field(alias="to")
+    group_by: str
+    data: list[dict]
+    totals: dict
+
+
+def _caller() -> generations.Caller:
+    principal = current_principal()
+    if not principal.can_generate:
+        raise Forbidden("This API key has no 'generate' scope.", code="scope_required")
+    return generations.Caller(principal.tenant, principal.user.id if principal.user else None,
+                              principal.api_key.id if principal.api_key else None, principal.mode == "test",
+                              principal.actor())
+
+
+def _idempotency_key() -> str | None:
+    return request.headers.get("Idempotency-Key")
+
+
+def _file_url(result: dict) -> str:
+    return storage.signed_key_url(result["storage_key"], external_base=request.host_url)
+
+
+def generation_dict(generation: Generation) -> dict:
+    hidden = ("original_url", "storage_key")
+    results = [{**{k: v for k, v in r.items() if k not in hidden}, "url": _file_url(r)} for r in generation.results]
+    error = {"code": generation.error_code, "message": generation.error_message} if generation.error_code else None
+    return {"id": str(generation.id), "object": "generation", "kind": generation.kind, "model": generation.model,
+            "status": generation.status, "is_test": generation.is_test, "credits_held": generation.credits_held,
+            "credits_charged": generation.credits_charged, "results": results, "output": generation.output,
+            "error": error, "timeline": generation.timeline, "created_at": generation.created_at.isoformat(),
+            "completed_at": generation.completed_at.isoformat() if generation.completed_at else None}
+
+
+def _gateway_size(body: ImageIn) -> str | None:
+    """The gateway wants an aspect ratio; OpenAI clients send '1024x1024'."""
+    if body.aspect_ratio:
+        return body.aspect_ratio
+    if body.size and "x" in body.size:
+        try:
+            width, height = (int(part) for part in body.size.lower().split("x"))
+        except ValueError:
+            return body.size
+        divisor = math.gcd(width, height) or 1
+        return f"{width // divisor}:{height // divisor}"
+    return body.size
+
+
+@bp.post("/images/generations")
+@endpoint("Generate images (OpenAI's shape; 'async': true answers 202 with the generation)", body=ImageIn,
+          auth=AUTH, errors=(402, 403, 404, 409, 422, 502, 504), tags=("generation",))
+def create_images(body: ImageIn):
+    params = {"model": body.model, "prompt": body.prompt, "size": _gateway_size(body), "image_size": body.image_size,
+              "reference_images": body.reference_images, "max_images": body.max_images or body.n, "n": body.n}
+    params = {k: v for k, v in params.items() if v is not None}
+    if body.run_async:
+        generation = generations.run_in_background(_caller(), "image", params, idempotency_key=_idempotency_key())
+        return jsonify(generation_dict(generation)), 202
+    generation = generations.run(_caller(), "image", params, idempotency_key=_idempotency_key())
+    data = []
+    for result in generation.results:
+        item = {"revised_prompt": result.get("revised_prompt")}
+        if body.response_format == "b64_json":
+            item["b64_json"] = base64.b64encode(storage.read_object(result["storage_key"])).decode()
+        else:
+            item["url"] = _file_url(result)
+        data.append(item)
+    return jsonify({"created": int(generation.created_at.timestamp()), "data": data,
+                    "generation_id": str(generation.id)})
+
+
+@bp.post("/audio/speech")
+@endpoint("Text to speech (OpenAI's shape): answers the audio bytes", body=SpeechIn, auth=AUTH,
+          errors=(402, 403, 404, 409, 422, 502, 504), tags=("generation",))
+def create_speech(body: SpeechIn):
+    params = {k: v for k, v in {"model": body.model, "input": body.input, "voice": body.voice,
+                                "speed": body.speed}.items() if v is not None}
+    generation = generations.run(_caller(), "audio", params, idempotency_key=_idempotency_key())
+    result = generation.results[0]
+    return Response(storage.read_object(result["storage_key"]), mimetype=result["content_type"],
+                    headers={"X-Generation-Id": str(generation.id)})
+
+
+def _completion(generation: Generation) -> dict:
+    output = generation.output or {}
+    return {"id": f"chatcmpl-{generation.id.hex}", "object": "chat.completion",
+            "created": int(generation.created_at.timestamp()), "model": generation.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": output.get("content", "")},
+                         "finish_reason": output.get("finish_reason", "stop")}],
+            "usage": {k: v for k, v in (output.get("usage") or {}).items() if k != "source"}}
+
+
+def _sse(payload) -> str:
+    return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def _chunks(generation: Generation, include_usage: bool):
+    """The finished answer as chat.completion.chunk events (the gateway never streams)."""
+    completion = _completion(generation)
+    base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+            "model": generation.model}
+    content = completion["choices"][0]["message"]["content"] or ""
+    yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                      "finish_reason": None}]})
+    for start in range(0, len(content), 24):
+        yield _sse({**base, "choices": [{"index": 0, "delta": {"content": content[start:start + 24]},
+                                          "finish_reason": None}]})
+    yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": completion["choices"][0]["finish_reason"]}]})
+    if include_usage:
+        yield _sse({**base, "choices": [], "usage": completion["usage"]})
+    yield _sse("[DONE]")
+
+
+@bp.post("/chat/completions")
+@endpoint("Chat completions (OpenAI's shape); stream: true answers server-sent chunks", body=ChatIn, auth=AUTH,
+          errors=(402, 403, 404, 409, 422, 502, 504), tags=("generation",))
+def create_chat(body: ChatIn):
+    params = body.model_dump(exclude_none=True, exclude={"stream", "stream_options", "n", "user"})
+    params["messages"] = [m.model_dump(exclude_none=True) for m in body.messages]
+    # Settled before the first byte: the gateway answers whole, so the charge is for what it generated.
+    generation = generations.run(_caller(), "chat", params, idempotency_key=_idempotency_key())
+    if not body.stream:
+        return jsonify(_completion(generation))
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return Response(stream_with_context(_chunks(generation, include_usage)), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@bp.get("/generations")
+@endpoint("Generations, newest first: members see their own, admins and keys the tenant's",
+          query=GenerationsQuery, response=GenerationListOut, auth=AUTH, tags=("generation",))
+def list_generations(query: GenerationsQuery):
+    principal = current_principal()
+    own = principal.user.id if principal.kind == "member" else None
+    page = generations.list_generations(principal.tenant.id, user_id=own, kind=query.kind, status=query.status,
+                                        model=query.model, date_from=query.date_from, date_to=query.date_to,
+                                        cursor=query.cursor, limit=query.limit)
+    return jsonify({"object": "list", "data": [generation_dict(g) for g in page.generations],
+                    "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor})
+
+
+@bp.get("/generations/<generation_id>")
+@endpoint("One generation, with its status, charge and result URLs", response=GenerationOut, auth=AUTH,
+          errors=(404,), tags=("generation",))
+def show_generation(generation_id: str):
+    principal = current_principal()
+    own = principal.user.id if principal.kind == "member" else None
+    return jsonify(generation_dict(generations.get_generation(principal.tenant.id, generation_id, user_id=own)))
+
+
+@bp.get("/usage")
+@endpoint("Usage totals by day, model or member, from the daily rollups", query=UsageQuery, response=UsageOut,
+          auth=AUTH, tags=("billing",))
+def usage_summary(query: UsageQuery):
+    return jsonify(usage.summary(current_principal().tenant.id, date_from=query.date_from, date_to=query.date_to,
+                                 group_by=query.group_by))
+
+

@@ -1,0 +1,292 @@
+"""The waule-api client (waule-api-contract.md).
+
+One requests.Session per gateway, both auth headers, a short connect timeout and per-kind read
+timeouts. Connection failures fail over to the next active gateway; an HTTP answer is never retried
+elsewhere (the vendor may already have started). Every failure leaves as a domain error, mapped as
+the contract says: a request the gateway refuses → 400, its auth failure or 5xx → 502, timeout → 504.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+import sqlalchemy as sa
+from flask import current_app
+from urllib3.exceptions import NewConnectionError
+
+from app.errors import DomainError, InvalidInput
+from app.extensions import db
+from app.models import Gateway, utcnow
+from app.services.crypto import decrypt
+
+log = logging.getLogger(__name__)
+SECRET_CONTEXT = "gateway.secret"
+SANDBOX_HOST = "sandbox.local"  # the in-process sandbox answers on http://sandbox.local/
+
+
+class UpstreamRejected(InvalidInput):
+    code = "upstream_rejected"
+
+
+class UpstreamFailed(DomainError):
+    status = 502
+    type = "api_error"
+    code = "upstream_error"
+
+
+class UpstreamTimeout(DomainError):
+    status = 504
+    type = "api_error"
+    code = "upstream_timeout"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to send one call: a Gateway row, the default gateway, or the sandbox."""
+
+    name: str
+    base_url: str
+    secret: str
+    path_prefix: str = "/v1"
+    gateway_id: uuid.UUID | None = None
+    priority: int = 100
+    weight: int = 1
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self.base_url).hostname or "").lower()
+
+
+@dataclass
+class Answer:
+    target: Target
+    body: dict
+    elapsed_ms: int
+
+
+# --- the sessions -----------------------------------------------------------------------------------
+
+_sessions: dict[tuple[str, str], requests.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def session_for(target: Target) -> requests.Session:
+    key = (target.base_url, target.secret)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = requests.Session()
+            session.headers.update({"Authorization": f"Bearer {target.secret}",
+                                    "X-Internal-Secret": target.secret,
+                                    "User-Agent": "waule-server"})
+            session.trust_env = False  # never route gateway traffic through an ambient proxy
+            mount_sandbox(session)
+            _sessions[key] = session
+        return session
+
+
+def mount_sandbox(session: requests.Session) -> None:
+    """Let http://sandbox.local/ reach the in-process sandbox app (test mode without a process)."""
+    adapter = current_app.extensions.get("waule.sandbox_adapter")
+    if adapter is not None:
+        session.mount(f"http://{SANDBOX_HOST}/", adapter)
+
+
+# --- choosing gateways ------------------------------------------------------------------------------
+
+def default_target() -> Target | None:
+    url = current_app.config.get("WAULEAPI_URL")
+    if not url:
+        return None
+    return Target("default", url.rstrip("/"), current_app.config["WAULEAPI_SECRET"],
+                  current_app.config["WAULEAPI_PATH_PREFIX"])
+
+
+def sandbox_target() -> Target:
+    url = current_app.config.get("SANDBOX_URL") or f"http://{SANDBOX_HOST}"
+    return Target("sandbox", url.rstrip("/"), current_app.config["SANDBOX_SECRET"], "/v1")
+
+
+def _row_target(row: Gateway) -> Target:
+    return Target(row.name, row.base_url.rstrip("/"), decrypt(row.secret_encrypted, context=SECRET_CONTEXT),
+                  row.path_prefix or "/v1", row.id, row.priority, row.weight)
+
+
+def targets_for(gateway_id: uuid.UUID | None) -> list[Target]:
+    """The model's own gateway first (if any), then the others by priority, weighted among equals;
+    the default gateway from WAULEAPI_URL joins at priority 100."""
+    rows = list(db.session.scalars(sa.select(Gateway).where(Gateway.is_active.is_(True))))
+    candidates = [_row_target(row) for row in rows]
+    default = default_target()
+    if default is not None and default.base_url not in {c.base_url for c in candidates}:
+        candidates.append(default)
+    preferred = [c for c in candidates if gateway_id is not None and c.gateway_id == gateway_id]
+    others = [c for c in candidates if c not in preferred]
+    # Weighted shuffle within each priority: random key u^(1/w), highest first.
+    others.sort(key=lambda c: (c.priority, -random.random() ** (1 / max(1, c.weight))))
+    ordered = preferred + others
+    if not ordered:
+        raise UpstreamFailed("No gateway is configured (set WAULEAPI_URL or add one in the dashboard).",
+                             code="no_gateway")
+    return ordered
+
+
+# --- calling ----------------------------------------------------------------------------------------
+
+def _message(response: requests.Response) -> str:
+    """The gateway's error text from any of its three shapes, or the status line."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("type") or f"HTTP {response.status_code}")
+    if isinstance(error, str):
+        return error
+    return str(body.get("message") or f"HTTP {response.status_code}") if isinstance(body, dict) else \
+        f"HTTP {response.status_code}"
+
+
+def read_timeout(kind: str) -> float:
+    return float(current_app.config["WAULEAPI_TIMEOUTS"].get(kind, current_app.config["WAULEAPI_TIMEOUTS"]["image"]))
+
+
+def call(targets: list[Target], method: str, path: str, *, kind: str, payload: dict | None = None) -> Answer:
+    """Send one call; fail over only when a gateway cannot be reached at all."""
+    connect_timeout = current_app.config["WAULEAPI_CONNECT_TIMEOUT"]
+    last_error = None
+    for target in targets:
+        url = f"{target.base_url}{target.path_prefix}{path}"
+        started = time.monotonic()
+        try:
+            response = session_for(target).request(method, url, json=payload,
+                                                   timeout=(connect_timeout, read_timeout(kind)))
+        except requests.ConnectionError as error:
+            if not _never_connected(error):
+                # The request may have reached the vendor: retrying elsewhere could generate twice.
+                note_health(target, ok=False, error=f"connection lost: {type(error).__name__}")
+                raise UpstreamFailed("The connection to the AI gateway broke off.") from None
+            last_error = f"{target.name}: cannot connect"
+            note_health(target, ok=False, error=f"cannot connect: {type(error).__name__}")
+            log.warning("gateway %s unreachable, failing over", target.name)
+            continue
+        except requests.Timeout:
+            raise _timed_out(target) from None
+        except requests.RequestException as error:
+            note_health(target, ok=False, error=type(error).__name__)
+            raise UpstreamFailed(f"The gateway call failed ({type(error).__name__}).") from None
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        return Answer(target, _parse(target, response), elapsed_ms)
+    raise UpstreamFailed(f"No gateway could be reached ({last_error}).", code="gateway_unreachable")
+
+
+def _never_connected(error: requests.ConnectionError) -> bool:
+    """True when no byte reached the gateway (refused, unresolvable, connect timeout): safe to fail over."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+def _timed_out(target: Target) -> UpstreamTimeout:
+    note_health(target, ok=False, error="timeout")
+    return UpstreamTimeout("The AI gateway did not answer in time.")
+
+
+def _parse(target: Target, response: requests.Response) -> dict:
+    status = response.status_code
+    if status in (401, 403):
+        note_health(target, ok=False, error=f"HTTP {status}: credentials refused")
+        raise UpstreamFailed("The AI gateway refused our credentials; the operator has been told.",
+                             code="upstream_auth_failed")
+    if 400 <= status < 500:
+        note_health(target, ok=True)  # the gateway works; it refused this request
+        raise UpstreamRejected(f"The model refused the request: {_message(response)}")
+    if status >= 500 or status < 200 or status >= 300:
+        note_health(target, ok=False, error=f"HTTP {status}: {_message(response)[:200]}")
+        raise UpstreamFailed(f"The AI gateway failed: {_message(response)}")
+    try:
+        body = response.json()
+    except (ValueError, json.JSONDecodeError):
+        note_health(target, ok=False, error="invalid JSON")
+        raise UpstreamFailed("The AI gateway answered with invalid JSON.", code="upstream_bad_response") from None
+    if not isinstance(body, dict):
+        note_health(target, ok=False, error="unexpected JSON")
+        raise UpstreamFailed("The AI gateway answered with an unexpected shape.", code="upstream_bad_response")
+    note_health(target, ok=True)
+    return body
+
+
+def result_urls(body: dict) -> list[dict]:
+    """Result items from every shape in the contract: {data: [{url, …}]} or {url}."""
+    items = body.get("data")
+    if isinstance(items, list):
+        found = [item for item in items if isinstance(item, dict) and isinstance(item.get("url"), str)]
+        if found:
+            return found
+    if isinstance(body.get("url"), str):
+        return [{"url": body["url"]}]
+    return []
+
+
+def health(target: Target) -> tuple[bool, str]:
+    """GET /health on a gateway, for the dashboard's test-connection button."""
+    try:
+        response = session_for(target).get(f"{target.base_url}/health",
+                                           timeout=(current_app.config["WAULEAPI_CONNECT_TIMEOUT"], 10))
+        status = (response.json() or {}).get("status") if response.ok else None
+    except (requests.RequestException, ValueError) as error:
+        return False, f"unreachable: {type(error).__name__}"
+    if status in ("ok", "healthy"):
+        return True, status
+    return False, f"HTTP {response.status_code}"
+
+
+# --- health counters --------------------------------------------------------------------------------
+# Buffered like API-key use: one UPDATE per gateway per flush, not one per generation.
+
+_health: dict[uuid.UUID, dict] = {}
+_health_lock = threading.Lock()
+_health_flushed = [time.monotonic()]
+
+
+def note_health(target: Target, *, ok: bool, error: str | None = None) -> None:
+    if target.gateway_id is None:
+        return
+    with _health_lock:
+        entry = _health.setdefault(target.gateway_id, {"ok": 0, "errors": 0, "last_error": None,
+                                                      "last_error_at": None, "last_success_at": None})
+        if ok:
+            entry["ok"] += 1
+            entry["last_success_at"] = utcnow()
+        else:
+            entry["errors"] += 1
+            entry["last_error"], entry["last_error_at"] = (error or "error")[:500], utcnow()
+
+
+def flush_health(force: bool = False) -> int:
+    interval = current_app.config["KEY_USAGE_FLUSH_SECONDS"]
+    with _health_lock:
+        if not _health or (not force and time.monotonic() - _health_flushed[0] < interval):
+            return 0
+        batch = dict(_health)
+        _health.clear()
+        _health_flushed[0] = time.monotonic()
+    with db.engine.begin() as connection:
+        for gateway_id, entry in batch.items():
+            values = {"success_count": Gateway.success_count + entry["ok"],
+                      "error_count": Gateway.error_count + entry["errors"]}
+            if entry["last_success_at"]:
+                values["last_success_at"] = entry["last_success_at"]
+            if entry["last_error_at"]:
+                values["last_error"], values["last_error_at"] = entry["last_error"], entry["last_error_at"]
+            connection.execute(sa.update(Gateway).where(Gateway.id == gateway_id).values(**values))
+    return len(batch)

@@ -1,0 +1,313 @@
+"""A generation, end to end (DESIGN §6):
+
+validate → model enabled? → estimate → hold (+ idempotency row) → PENDING → gateway (GENERATING)
+→ copy results into the tenant's storage (UPLOADING) → settle the actual → COMPLETED → usage record.
+Any failure releases the hold, marks the generation FAILED with a clear error, records the failed
+usage and forgets the idempotency key (nothing was charged, so a retry may run again).
+
+Test-mode callers (wk_test_ keys and sessions opened with them) always go to the sandbox and never
+touch credits; their generations and usage are marked test.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.errors import DomainError, InvalidInput, NotFound
+from app.extensions import db
+from app.models import AiModel, Generation, IdempotencyKey, PriceRule, Tenant, utcnow
+from app.services import catalog, gateway, idempotency, ledger, pricing, storage, usage
+from app.services.audit import Actor
+from app.services.fetch import fetch_result
+from app.services.paging import day_start, decode_cursor, encode_cursor
+from app.services.tenancy import get_for_tenant
+
+log = logging.getLogger(__name__)
+
+UPSTREAM_PATHS = {"image": "/images/generations", "audio": "/audio/speech", "chat": "/chat/completions"}
+# What we forward to the gateway, per kind; everything else in the body is ours (n, response_format…).
+FORWARDED = {
+    "image": ("model", "prompt", "size", "image_size", "reference_images", "max_images", "use_intl"),
+    "audio": ("model", "input", "voice", "speed"),
+    "chat": ("model", "messages", "temperature", "max_tokens", "top_p", "stop"),
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant: Tenant
+    user_id: uuid.UUID | None
+    api_key_id: uuid.UUID | None
+    is_test: bool
+    actor: Actor
+
+    @property
+    def storage_segment(self) -> str:
+        return str(self.user_id) if self.user_id else "api"
+
+
+@dataclass
+class Started:
+    generation: Generation
+    model: AiModel
+    rule: PriceRule
+    idempotency_id: uuid.UUID | None
+
+
+@dataclass
+class Replay:
+    generation: Generation
+
+
+def _mark(generation: Generation, status: str) -> None:
+    generation.status = status
+    generation.timeline = [*generation.timeline, {"status": status, "at": utcnow().isoformat()}]
+
+
+def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Started | Replay:
+    """Everything before the gateway call, committed in one transaction: the hold, the idempotency
+    row and the PENDING generation exist together or not at all."""
+    model, rule = catalog.model_for_tenant(caller.tenant, params.get("model"))
+    if model.kind != kind:
+        raise InvalidInput(f"{model.model_id} is a {model.kind} model, not {kind}.", param="model",
+                           code="model_kind_mismatch")
+    quote = pricing.estimate(rule.billing_type, rule.prices, params)
+    key = idempotency.check_key(idempotency_key)
+    try:
+        record = None
+        if key is not None:
+            claimed = idempotency.claim(caller.tenant.id, f"generation.{kind}", key, params)
+            if isinstance(claimed, idempotency.Outcome):
+                db.session.rollback()
+                replayed = get_for_tenant(Generation, caller.tenant.id, claimed.body["generation_id"],
+                                          what="generation")
+                return Replay(replayed)
+            record = claimed
+        generation = Generation(tenant_id=caller.tenant.id, user_id=caller.user_id, api_key_id=caller.api_key_id,
+                                model=model.model_id, kind=kind, is_test=caller.is_test, params=params,
+                                credits_held=0 if caller.is_test else quote.credits, timeline=[],
+                                deadline_at=utcnow() + timedelta(seconds=gateway.read_timeout(kind) + 120))
+        _mark(generation, "PENDING")
+        db.session.add(generation)
+        db.session.flush()
+        if not caller.is_test:
+            hold = ledger.hold(caller.tenant.id, quote.credits, reference=f"generation:{generation.id}",
+                               description=f"{kind} {model.model_id}",
+                               ttl=timedelta(seconds=current_app.config["HOLD_TTL_SECONDS"]))
+            generation.hold_id = hold.id
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return Started(generation, model, rule, record.id if record else None)
+
+
+def execute(started: Started) -> Generation:
+    """The gateway call and everything after it. Raises the domain error after recording a failure."""
+    generation = started.generation
+    try:
+        _mark(generation, "GENERATING")
+        db.session.commit()
+        targets = [gateway.sandbox_target()] if generation.is_test else gateway.targets_for(started.model.gateway_id)
+        payload = {k: v for k, v in generation.params.items() if k in FORWARDED[generation.kind] and v is not None}
+        began = time.monotonic()
+        answer = gateway.call(targets, "POST", UPSTREAM_PATHS[generation.kind], kind=generation.kind, payload=payload)
+        generation.upstream_ms = int((time.monotonic() - began) * 1000)
+        generation.gateway_id = answer.target.gateway_id
+        measured = _collect(generation, answer)
+        charge = pricing.actual(started.rule.billing_type, started.rule.prices, generation.params, measured)
+        credits = 0 if generation.is_test else charge.credits
+        if generation.hold_id is not None:
+            ledger.settle(generation.hold_id, credits, _system_actor(generation),
+                          description=f"{generation.kind} {generation.model}")
+        generation.credits_charged = credits
+        generation.completed_at = utcnow()
+        _mark(generation, "COMPLETED")
+        usage.record(generation, status="success", credits=credits, input_tokens=measured.input_tokens,
+                     output_tokens=measured.output_tokens, seconds=measured.seconds,
+                     quantity=measured.images or measured.characters, latency_ms=generation.upstream_ms)
+        if started.idempotency_id is not None:
+            record = db.session.get(IdempotencyKey, started.idempotency_id)
+            idempotency.finish(record, 200, {"generation_id": str(generation.id)})
+        db.session.commit()
+        return generation
+    except DomainError as error:
+        fail(started, error.code, error.message)
+        raise
+    except Exception:
+        log.exception("generation %s failed unexpectedly", generation.id)
+        fail(started, "internal_error", "The generation failed on our side; nothing was charged.")
+        raise
+
+
+def run(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Generation:
+    """Start and finish a generation in this request; a replayed key returns the earlier one."""
+    started = start(caller, kind, params, idempotency_key=idempotency_key)
+    if isinstance(started, Replay):
+        return started.generation
+    return execute(started)
+
+
+def run_in_background(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Generation:
+    """Hold and record now, generate on the job queue; the client polls GET /generations/{id}."""
+    from app import tasks
+    started = start(caller, kind, params, idempotency_key=idempotency_key)
+    if isinstance(started, Replay):
+        return started.generation
+    tasks.submit(_execute_by_id, started.generation.id, started.idempotency_id)
+    return started.generation
+
+
+def _execute_by_id(generation_id: uuid.UUID, idempotency_id: uuid.UUID | None) -> None:
+    generation = db.session.get(Generation, generation_id)
+    model, rule = catalog.model_for_tenant(db.session.get(Tenant, generation.tenant_id), generation.model)
+    try:
+        execute(Started(generation, model, rule, idempotency_id))
+    except DomainError:
+        pass  # recorded on the generation by execute()
+
+
+def fail(started: Started, code: str, message: str) -> None:
+    """Release the hold and record the failure, in a fresh transaction."""
+    db.session.rollback()
+    generation = db.session.get(Generation, started.generation.id, populate_existing=True)
+    if generation is None or generation.status in ("COMPLETED", "FAILED"):
+        return
+    if generation.hold_id is not None:
+        ledger.release(generation.hold_id)
+    generation.error_code, generation.error_message = code, message[:1000]
+    generation.completed_at = utcnow()
+    _mark(generation, "FAILED")
+    usage.record(generation, status="failure", credits=0, latency_ms=generation.upstream_ms)
+    if started.idempotency_id is not None:
+        db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == started.idempotency_id))
+    db.session.commit()
+
+
+def _system_actor(generation: Generation) -> Actor:
+    if generation.user_id:
+        return Actor("member", str(generation.user_id), None, generation.tenant_id)
+    return Actor("api_key", str(generation.api_key_id) if generation.api_key_id else None, None, generation.tenant_id)
+
+
+# --- results ----------------------------------------------------------------------------------------
+
+def _store(generation: Generation, items: list[dict], kind: str) -> list[dict]:
+    _mark(generation, "UPLOADING")
+    session = None
+    if gateway.SANDBOX_HOST in " ".join(item["url"][:40] for item in items):
+        session = requests_session_for_sandbox()
+    stored = []
+    for index, item in enumerate(items):
+        fetched = fetch_result(item["url"], kind=kind, session=session)
+        caller = str(generation.user_id) if generation.user_id else "api"
+        row = storage.store_result(tenant_id=generation.tenant_id, generation_id=generation.id, caller=caller,
+                                   index=index, data=fetched.data, content_type=fetched.content_type,
+                                   original_url=item["url"][:2000])
+        stored.append({"file_id": str(row.id), "storage_key": row.storage_key, "content_type": row.content_type,
+                       "size_bytes": row.size_bytes,
+                       "original_url": item["url"][:2000], "revised_prompt": item.get("revised_prompt"),
+                       **({"duration": item["duration"]} if item.get("duration") is not None else {})})
+    return stored
+
+
+def requests_session_for_sandbox():
+    return gateway.session_for(gateway.sandbox_target())
+
+
+def _collect(generation: Generation, answer: gateway.Answer) -> pricing.Usage:
+    """Store what came back and say what it amounts to for billing."""
+    body = answer.body
+    if generation.kind == "chat":
+        return _collect_chat(generation, body)
+    items = gateway.result_urls(body)
+    if not items:
+        raise gateway.UpstreamFailed("The AI gateway answered without a result.", code="upstream_bad_response")
+    generation.results = _store(generation, items, generation.kind)
+    if generation.kind == "image":
+        return pricing.Usage(images=len(items))
+    characters = len(str(generation.params.get("input") or ""))
+    return pricing.Usage(characters=characters)
+
+
+def _collect_chat(generation: Generation, body: dict) -> pricing.Usage:
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise gateway.UpstreamFailed("The AI gateway answered without a completion.", code="upstream_bad_response")
+    message = choices[0].get("message") or {}
+    content = message.get("content") if isinstance(message.get("content"), str) else ""
+    reported = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    # Upstream usage when given; else our own count (pricing.count_tokens: CJK one token per character).
+    input_tokens = _int(reported.get("prompt_tokens"))
+    output_tokens = _int(reported.get("completion_tokens"))
+    if input_tokens is None:
+        input_tokens = pricing.message_tokens(generation.params.get("messages"))
+    if output_tokens is None:
+        output_tokens = pricing.count_tokens(content)
+    generation.output = {"content": content, "finish_reason": choices[0].get("finish_reason") or "stop",
+                         "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
+                                   "total_tokens": input_tokens + output_tokens,
+                                   "source": "upstream" if reported else "counted"}}
+    return pricing.Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+
+
+def _int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def extract_media_url(content: str) -> str | None:
+    """Sora answers HTML: the src of its <video> or <img>."""
+    match = re.search(r"""<(?:video|img|source)[^>]*\ssrc=["']([^"']+)["']""", content or "", re.I)
+    return html.unescape(match.group(1)) if match else None
+
+
+# --- reading ----------------------------------------------------------------------------------------
+
+def get_generation(tenant_id: uuid.UUID, generation_id, *, user_id: uuid.UUID | None = None) -> Generation:
+    """A member sees only their own generations; admins and keys see the tenant's."""
+    generation = get_for_tenant(Generation, tenant_id, generation_id, what="generation")
+    if user_id is not None and generation.user_id != user_id:
+        raise NotFound("No such generation.", code="generation_not_found")
+    return generation
+
+
+@dataclass
+class GenerationPage:
+    generations: list[Generation]
+    next_cursor: str | None
+
+
+def list_generations(tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, kind: str | None = None,
+                     status: str | None = None, model: str | None = None, date_from=None, date_to=None,
+                     cursor: str | None = None, limit: int = 20) -> GenerationPage:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = sa.select(Generation).where(Generation.tenant_id == tenant_id)
+    if user_id is not None:
+        query = query.where(Generation.user_id == user_id)
+    if kind:
+        query = query.where(Generation.kind == kind)
+    if status:
+        query = query.where(Generation.status == status)
+    if model:
+        query = query.where(Generation.model == model)
+    if date_from:
+        query = query.where(Generation.created_at >= day_start(date_from))
+    if date_to:
+        query = query.where(Generation.created_at < day_start(date_to) + timedelta(days=1))
+    if cursor:
+        when, ident = decode_cursor(cursor)
+        query = query.where(sa.or_(Generation.created_at < when,
+                                   sa.and_(Generation.created_at == when, Generation.id < ident)))
+    limit = min(max(1, limit), 100)
+    rows = list(db.session.scalars(query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1)))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return GenerationPage(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if has_more and rows else None)
