@@ -10,9 +10,7 @@ touch credits; their generations and usage are marked test.
 """
 from __future__ import annotations
 
-import html
 import logging
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from flask import current_app
 from app.errors import DomainError, InvalidInput, NotFound
 from app.extensions import db
 from app.models import AiModel, Generation, IdempotencyKey, PriceRule, Tenant, utcnow
-from app.services import catalog, gateway, idempotency, ledger, pricing, storage, usage
+from app.services import catalog, gateway, idempotency, ledger, pricing, sandbox_link, storage, usage
 from app.services.audit import Actor
 from app.services.fetch import fetch_result
 from app.services.paging import day_start, decode_cursor, encode_cursor
@@ -202,9 +200,7 @@ def _system_actor(generation: Generation) -> Actor:
 
 def _store(generation: Generation, items: list[dict], kind: str) -> list[dict]:
     _mark(generation, "UPLOADING")
-    session = None
-    if gateway.SANDBOX_HOST in " ".join(item["url"][:40] for item in items):
-        session = requests_session_for_sandbox()
+    session = sandbox_link.fetch_session()  # reaches http://sandbox.local only; None without the in-process sandbox
     stored = []
     for index, item in enumerate(items):
         fetched = fetch_result(item["url"], kind=kind, session=session)
@@ -217,10 +213,6 @@ def _store(generation: Generation, items: list[dict], kind: str) -> list[dict]:
                        "original_url": item["url"][:2000], "revised_prompt": item.get("revised_prompt"),
                        **({"duration": item["duration"]} if item.get("duration") is not None else {})})
     return stored
-
-
-def requests_session_for_sandbox():
-    return gateway.session_for(gateway.sandbox_target())
 
 
 def _collect(generation: Generation, answer: gateway.Answer) -> pricing.Usage:
@@ -261,12 +253,6 @@ def _collect_chat(generation: Generation, body: dict) -> pricing.Usage:
 
 def _int(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def extract_media_url(content: str) -> str | None:
-    """Sora answers HTML: the src of its <video> or <img>."""
-    match = re.search(r"""<(?:video|img|source)[^>]*\ssrc=["']([^"']+)["']""", content or "", re.I)
-    return html.unescape(match.group(1)) if match else None
 
 
 # --- reading ----------------------------------------------------------------------------------------

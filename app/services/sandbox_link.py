@@ -7,6 +7,7 @@ import io
 import os
 
 import requests
+from flask import current_app
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from werkzeug.test import Client
@@ -37,6 +38,20 @@ class WSGIAdapter(BaseAdapter):
 
     def close(self):
         pass
+
+
+def fetch_session() -> requests.Session | None:
+    """A session without credentials that can download the in-process sandbox's result files."""
+    adapter = current_app.extensions.get("waule.sandbox_adapter")
+    if adapter is None:
+        return None
+    session = current_app.extensions.get("waule.sandbox_fetch_session")
+    if session is None:
+        session = requests.Session()
+        session.trust_env = False
+        session.mount(f"{SANDBOX_BASE}/", adapter)
+        current_app.extensions["waule.sandbox_fetch_session"] = session
+    return session
 
 
 def init_app(app) -> None:
