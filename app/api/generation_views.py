@@ -7,7 +7,7 @@ import math
 from datetime import date
 from typing import Literal
 
-from flask import Response, jsonify, request, stream_with_context
+from flask import Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api import bp
@@ -209,11 +209,11 @@ def _sse(payload) -> str:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
-def _chunks(generation: Generation, include_usage: bool):
-    """The finished answer as chat.completion.chunk events (the gateway never streams)."""
-    completion = _completion(generation)
+def _chunks(completion: dict, include_usage: bool):
+    """The finished answer as chat.completion.chunk events (the gateway never streams). It takes the
+    plain completion, not the Generation: the body is sent after the request's session has closed."""
     base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
-            "model": generation.model}
+            "model": completion["model"]}
     content = completion["choices"][0]["message"]["content"] or ""
     yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                       "finish_reason": None}]})
@@ -237,7 +237,7 @@ def create_chat(body: ChatIn):
     if not body.stream:
         return jsonify(_completion(generation))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return Response(stream_with_context(_chunks(generation, include_usage)), mimetype="text/event-stream",
+    return Response(_chunks(_completion(generation), include_usage), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
