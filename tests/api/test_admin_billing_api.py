@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -10,8 +11,8 @@ import sqlalchemy as sa
 from app.catalog_seed import MODELS
 from app.errors import InvalidInput
 from app.extensions import db
-from app.models import AuditLog, IdempotencyKey, LedgerEntry, PriceRule
-from app.services import billing, catalog, ledger
+from app.models import AuditLog, IdempotencyKey, LedgerEntry, PriceRule, utcnow
+from app.services import billing, catalog, idempotency, ledger
 from app.services.transaction import atomic
 from tests.conftest import TEST_ACTOR, assert_error, key_headers, make_app, require
 
@@ -141,6 +142,26 @@ def test_a_refused_recharge_does_not_use_up_its_key(client, headers, acme):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)) == 0
     assert recharge(client, headers, acme, {"amount": 10}, key="retry-me").status_code == 201
     assert balance(acme).balance == 10
+
+
+def test_a_key_whose_first_request_is_still_running_is_409(client, headers, acme):
+    with atomic():  # as a long generation leaves it: claimed and committed, not finished
+        idempotency.claim(acme.tenant.id, "admin.recharge", "slow", {"amount": 5, "description": "Recharge"})
+    assert_error(recharge(client, headers, acme, {"amount": 5}, key="slow"), 409, "idempotency_request_in_progress")
+    assert_error(recharge(client, headers, acme, {"amount": 6}, key="slow"), 422, "idempotency_key_reused")
+    assert entries(acme) == []
+
+
+def test_an_expired_key_runs_again(client, headers, acme):
+    assert recharge(client, headers, acme, {"amount": 5}, key="yesterday").status_code == 201
+    with atomic():
+        db.session.execute(sa.update(IdempotencyKey).values(expires_at=utcnow() - timedelta(seconds=1)))
+    response = recharge(client, headers, acme, {"amount": 8}, key="yesterday")
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response.headers
+    assert balance(acme).balance == 13
+    assert recharge(client, headers, acme, {"amount": 8}, key="yesterday").headers["Idempotent-Replayed"] == "true"
+    assert balance(acme).balance == 13
+    assert ledger.verify() == []
 
 
 @pytest.mark.parametrize("key", ["", "   ", "x" * 256, "tab\there"])
@@ -304,7 +325,8 @@ def test_an_unknown_model_uuid_is_404(client, headers, catalog_seeded):
 def test_seat_price_is_validated(client, headers):
     for credits in (-1, 10_000_001, 1.5, "5"):
         assert_error(client.put("/admin/api/settings/seat-price", json={"credits": credits}, headers=headers), 400)
-    assert client.put("/admin/api/settings/seat-price", json={"credits": 7}, headers=headers).get_json() == {"credits": 7}
+    response = client.put("/admin/api/settings/seat-price", json={"credits": 7}, headers=headers)
+    assert response.get_json() == {"credits": 7}
     assert billing.seat_price() == 7
     assert [a.changes["credits"][1] for a in audits("settings.seat_price")] == [7]
 
@@ -318,17 +340,21 @@ def test_concurrent_duplicates_of_one_recharge_charge_once(app, make, acme, is_p
     statuses, barrier = [None] * 10, threading.Barrier(10)
 
     def send(index):
-        client = app.test_client()  # a thread of its own: its own app context and session
-        barrier.wait()
-        response = client.post(url, json={"amount": 700}, headers=headers | {"Idempotency-Key": "burst"})
-        statuses[index] = (response.status_code, response.headers.get("Idempotent-Replayed"))
+        with app.app_context():  # a thread of its own: its own app context and database session
+            try:
+                barrier.wait()
+                response = app.test_client().post(url, json={"amount": 700},
+                                                  headers=headers | {"Idempotency-Key": "burst"})
+                statuses[index] = (response.status_code, response.headers.get("Idempotent-Replayed"))
+            except Exception as error:  # noqa: BLE001 - reported by the assertion below, not lost in a thread
+                statuses[index] = error
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(10)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert {status for status, _replayed in statuses} <= {201, 409}, statuses
+    assert all(isinstance(s, tuple) and s[0] in (201, 409) for s in statuses), statuses
     assert statuses.count((201, None)) == 1, statuses  # one did the work; the rest replayed it or were told to wait
     db.session.expire_all()
     assert len(entries(acme)) == 1 and balance(acme).balance == 700

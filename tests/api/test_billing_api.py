@@ -1,6 +1,7 @@
 """Models, estimates and credits as a tenant's client sees them, over HTTP on the real database."""
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import datetime, timezone
 
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 
 from app.catalog_seed import MODELS
 from app.extensions import db
-from app.models import AiModel, AuditLog, LedgerEntry, Tenant
+from app.models import AuditLog, LedgerEntry, Tenant
 from app.services import billing, catalog, ledger, tenants
 from app.services.transaction import atomic
 from tests.conftest import TEST_ACTOR, assert_error, key_headers
@@ -139,6 +140,26 @@ def test_estimate_refuses_bad_params_naming_them(client, acme, catalog_seeded, b
     assert error["param"] == param, error
 
 
+@pytest.mark.parametrize(("raw", "param"), [
+    ('{"model": "veo3.1", "duration": NaN}', "duration"),
+    ('{"model": "gemini-2.5-pro", "messages": 5}', "messages"),
+    ('{"model": "midjourney-v7", "mode": {"fast": 1}}', "mode"),
+    ('{"model": "midjourney-v7", "operation": ["imagine"]}', "operation"),
+    ('{"model": "wan2.2-animate-mix", "mode": ["wan-pro"]}', "mode"),
+])
+def test_estimate_refuses_odd_json_values_with_400_not_500(client, acme, catalog_seeded, raw, param):
+    response = client.post("/api/v1/billing/estimate", data=raw,
+                           headers=key_headers(acme) | {"Content-Type": "application/json"})
+    assert assert_error(response, 400)["param"] == param
+
+
+def test_estimate_counts_only_text_parts_of_chat_content(client, acme, catalog_seeded):
+    content = [{"type": "text", "text": "x" * 400}, {"type": "image_url", "image_url": {"url": "u"}}, {"text": 5}, 7]
+    response = estimate(client, key_headers(acme), model="gemini-2.5-pro", max_tokens=1000,
+                        messages=[{"role": "user", "content": content}])
+    assert response.status_code == 200 and response.get_json()["breakdown"]["input_tokens"] == 104
+
+
 def test_estimate_for_a_member_matches_the_key(client, acme, member_headers, catalog_seeded):
     body = {"model": "viduq2-turbo", "duration": 8}
     assert estimate(client, member_headers, **body).get_json() == estimate(client, key_headers(acme), **body).get_json()
@@ -219,6 +240,8 @@ def test_transactions_filter_by_date_inclusive_of_both_days(client, acme):
     assert amounts(**{"from": "2024-02-01"}) == [4, 3]
     assert amounts(**{"from": "2024-02-02", "to": "2024-12-31"}) == []
     assert amounts(**{"from": "2024-01-01", "to": "2024-01-31", "type": "ADJUST"}) == []
+    assert amounts(**{"from": "0001-01-01", "to": "9999-12-31"}) == [4, 3, 2, 1]  # the calendar's very ends
+    assert amounts(**{"from": "9999-12-31"}) == []
     assert_error(client.get("/api/v1/transactions?from=yesterday", headers=key_headers(acme)), 400)
 
 
@@ -262,9 +285,17 @@ def test_cursor_pagination_with_a_type_filter(client, acme):
     assert first["has_more"] is True and second["has_more"] is False
 
 
+def forged_cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize("query", [
-    {"cursor": "not-a-cursor"}, {"cursor": "bm9wZQ"}, {"type": "GIFT"}, {"limit": 0}, {"limit": 201},
-    {"from": "2024-13-01"},
+    {"cursor": "not-a-cursor"}, {"cursor": "bm9wZQ"}, {"cursor": "%00"}, {"type": "GIFT"}, {"limit": 0},
+    {"limit": 201}, {"limit": "ten"}, {"from": "2024-13-01"},
+    {"cursor": forged_cursor(f"2024-01-01T00:00:00|{uuid.uuid4()}")},  # no offset
+    {"cursor": forged_cursor("2024-01-01T00:00:00+00:00|42")},
+    {"cursor": forged_cursor(f"0001-01-01T00:00:00+01:00|{uuid.uuid4()}")},  # before year 1 in UTC
+    {"cursor": forged_cursor(f"9999-12-31T23:59:59-05:00|{uuid.uuid4()}")},  # after year 9999 in UTC
 ])
 def test_transactions_refuse_bad_queries(client, acme, query):
     fund(acme, 10)

@@ -1,0 +1,241 @@
+"""Hold+settle pairs per second on PostgreSQL, through the real ledger services.
+
+One pair is what every paid generation does: `ledger.hold` in one transaction (a conditional UPDATE
+on the tenant row plus the hold's INSERT), then `ledger.settle` in another (compare-and-set on the
+hold, UPDATE of the tenant row, the CONSUME entry). Scenarios:
+
+  hot-N   one tenant, N threads: every transaction queues on the same tenant row
+  spread  --tenants tenants, --spread-threads threads: the same work without one row to fight over
+
+The script creates its own database (waule_bench_<random>), applies the project's migrations,
+runs each scenario for --seconds, checks `ledger.verify() == []` and that every counted pair left
+exactly one CONSUME entry, prints a table, and drops the database.
+
+    .venv/bin/python bench/ledger.py                       # the defaults: about a minute
+    .venv/bin/python bench/ledger.py --seconds 5 --hot-threads 1,4
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app import create_app  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.models import LedgerEntry  # noqa: E402
+from app.services import billing, ledger, tenants  # noqa: E402
+from app.services.audit import Actor  # noqa: E402
+from app.services.transaction import atomic  # noqa: E402
+from config import generate_secrets, load_config, normalize_database_url  # noqa: E402
+
+BENCH = Actor(kind="system", name="bench")
+HOLD, CHARGE = 10, 7          # each pair holds 10 and settles 7 (3 return to available)
+FUNDS = 10**11                # enough that no scenario can run a tenant dry
+
+
+@dataclass
+class Result:
+    name: str
+    threads: int
+    tenants: int
+    pairs: int = 0
+    all_pairs: int = 0   # warm-up included, for the CPU figure
+    errors: int = 0
+    client_cpu: float = 0.0  # this process's CPU seconds over the whole scenario
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def per_second(self) -> float:
+        return self.pairs / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_per_pair(self) -> float:
+        """Milliseconds of this (client) process's CPU per pair: Python, SQLAlchemy, psycopg2."""
+        return self.client_cpu / self.all_pairs * 1000 if self.all_pairs else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def create_database(server_url: str):
+    server_url = normalize_database_url(server_url)
+    name = f"waule_bench_{uuid.uuid4().hex[:10]}"
+    admin_engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop():
+        with admin_engine.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
+
+    return name, url, drop
+
+
+def make_app(url: str, pool_size: int):
+    env = {**generate_secrets(), "WAULE_ENV": "production", "DATABASE_URL": url, "REDIS_URL": "",
+           "KEY_USAGE_FLUSH_SECONDS": "0"}
+    config = load_config(env=env, instance_path=tempfile.mkdtemp(prefix="waule-bench-"))
+    config.update(SKIP_ENV_CONFIG=True, RECHARGE_MAX_CREDITS=FUNDS,
+                  SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": 0,
+                                             "pool_timeout": 60})
+    return create_app(config)
+
+
+def funded_tenants(count: int, label: str) -> list[uuid.UUID]:
+    ids = []
+    for i in range(count):
+        created = tenants.create_tenant(BENCH, name=f"bench {label} {i + 1}")
+        billing.recharge(created.tenant.id, FUNDS, BENCH)
+        ids.append(created.tenant.id)
+    return ids
+
+
+def run_scenario(app, name: str, tenant_ids: list[uuid.UUID], threads: int, seconds: float,
+                 warmup: float) -> Result:
+    result = Result(name, threads, len(tenant_ids))
+    lock, barrier = threading.Lock(), threading.Barrier(threads + 1)
+    window = {}
+
+    def work(index: int):
+        pairs, all_pairs, errors, latencies = 0, 0, 0, []
+        with app.app_context():
+            barrier.wait()
+            n = index
+            while True:
+                now = time.perf_counter()
+                if now >= window["end"]:
+                    break
+                tenant_id = tenant_ids[n % len(tenant_ids)]
+                n += threads  # threads walk the tenants in step, so all of them stay busy
+                try:
+                    with atomic():
+                        hold_id = ledger.hold(tenant_id, HOLD, reference=f"bench-{index}-{n}").id
+                    with atomic():
+                        ledger.settle(hold_id, CHARGE, BENCH, description="bench")
+                except Exception as error:  # noqa: BLE001 - counted and reported, never expected
+                    errors += 1
+                    print(f"  {name}: {type(error).__name__}: {error}", file=sys.stderr)
+                    continue
+                all_pairs += 1
+                if now >= window["start"]:  # pairs begun during the warm-up do not count
+                    pairs += 1
+                    latencies.append(time.perf_counter() - now)
+            db.session.remove()
+        with lock:
+            result.pairs += pairs
+            result.all_pairs += all_pairs
+            result.errors += errors
+            result.latencies.extend(latencies)
+
+    workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    window["start"], window["end"] = started + warmup, started + warmup + seconds
+    barrier.wait()
+    for worker in workers:
+        worker.join()
+    # The measured window ends when the last pair begun inside it has finished.
+    result.seconds = time.perf_counter() - window["start"]
+    result.client_cpu = time.process_time() - cpu_started
+    return result
+
+
+def consume_entries(tenant_ids) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)
+                             .where(LedgerEntry.type == "CONSUME", LedgerEntry.tenant_id.in_(tenant_ids)))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL server; the benchmark makes and drops its own database there")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per scenario")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each scenario")
+    parser.add_argument("--hot-threads", default="1,8,32", help="thread counts for the one-tenant scenario")
+    parser.add_argument("--tenants", type=int, default=50, help="tenants in the spread scenario")
+    parser.add_argument("--spread-threads", type=int, default=32, help="threads in the spread scenario")
+    args = parser.parse_args(argv)
+    hot_threads = [int(n) for n in args.hot_threads.split(",") if n.strip()]
+    if not args.database_url.startswith(("postgres://", "postgresql://", "postgresql+psycopg2://")):
+        parser.error("the ledger benchmark needs PostgreSQL")
+
+    load_before = os.getloadavg()[0]
+    name, url, drop = create_database(args.database_url)
+    print(f"database {name}; {args.seconds:g} s per scenario after {args.warmup:g} s warm-up")
+    results, problems, counted_ok, server = [], [], True, "?"
+    try:
+        app = make_app(url, pool_size=max(hot_threads + [args.spread_threads]) + 2)
+        with app.app_context():
+            from flask_migrate import upgrade
+            upgrade()
+            server = db.session.scalar(sa.text("SHOW server_version"))
+            hot = funded_tenants(1, "hot")
+            spread = funded_tenants(args.tenants, "spread")
+            db.session.remove()
+
+            scenarios = [(f"hot-{n}", hot, n) for n in hot_threads]
+            scenarios.append((f"spread-{args.tenants}", spread, args.spread_threads))
+            for label, tenant_ids, threads in scenarios:
+                before = consume_entries(tenant_ids)
+                db.session.remove()
+                result = run_scenario(app, label, tenant_ids, threads, args.seconds, args.warmup)
+                results.append(result)
+                print(f"  {label:<12} {result.per_second:8.0f} pairs/s", flush=True)
+                # every pair settled once, whether inside the measured window or the warm-up
+                written = consume_entries(tenant_ids) - before
+                db.session.remove()
+                if written < result.pairs:
+                    counted_ok = False
+                    print(f"  {label}: {result.pairs} pairs counted but {written} CONSUME entries", file=sys.stderr)
+
+            problems = ledger.verify()
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()
+
+    base = results[0].per_second if results else 0
+    print()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"PostgreSQL {server}; {os.cpu_count()} CPUs, {memory:.0f} GiB; client and server on this machine; "
+          f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+    baseline = f"vs hot-{hot_threads[0]}"
+    print(f"{'scenario':<12} {'tenants':>7} {'threads':>7} {'pairs':>8} {'pairs/s':>9} {baseline:>9}"
+          f" {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} {'errors':>6}")
+    for r in results:
+        print(f"{r.name:<12} {r.tenants:>7} {r.threads:>7} {r.pairs:>8} {r.per_second:>9.0f} "
+              f"{(r.per_second / base if base else 0):>8.2f}x {r.percentile(0.5):>7.1f} {r.percentile(0.99):>7.1f} "
+              f"{r.cpu_per_pair:>6.2f} {r.errors:>6}")
+    hot_best = max((r for r in results if r.name.startswith("hot-")), key=lambda r: r.per_second, default=None)
+    if hot_best and results[-1] is not hot_best:
+        print(f"\nspread vs best hot ({hot_best.name}): {results[-1].per_second / hot_best.per_second:.2f}x")
+    mean = statistics.mean(r.per_second for r in results) if results else 0
+    print(f"mean over scenarios: {mean:.0f} pairs/s")
+    if problems:
+        print("\nledger.verify() found problems:", *problems[:20], sep="\n  ")
+    else:
+        print("\nledger.verify(): [] (every balance equals its entries, every hold resolved once)")
+    failed = bool(problems) or not counted_ok or any(r.errors for r in results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
