@@ -4,4 +4,4 @@ from flask import Blueprint
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 api_bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
 
-from app.admin import api, billing_api, billing_views, views  # noqa: E402,F401  (routes register themselves)
+from app.admin import api, billing_api, billing_views, generation_views, usage_api, views  # noqa: E402,F401  (routes register themselves)

@@ -19,7 +19,7 @@ from app.admin.forms import Form, day, optional_text, text, whole_number
 from app.admin.views import FIXABLE, SECTIONS, respond, tenant_section, wants_fragment
 from app.errors import InvalidInput
 from app.models import BILLING_TYPES, ENTRY_TYPES, MODEL_KINDS, utcnow
-from app.services import billing, catalog, pricing, tenants
+from app.services import billing, catalog, gateways, pricing, tenants
 from app.services.idempotency import KeyReused
 
 LEDGER_PER_PAGE = 25
@@ -131,7 +131,8 @@ def _preview(values) -> tuple[pricing.Quote | None, str | None]:
 def model_editor(model, rule, form: Form, status: int = 200, **extra):
     quote, preview_error = _preview(form.values)
     context = {"model": model, "rule": rule, "form": form, "quote": quote, "preview_error": preview_error,
-               "billing_types": BILLING_TYPES, "price_fields": price_fields(), "model_notice": None, **extra}
+               "billing_types": BILLING_TYPES, "price_fields": price_fields(), "model_notice": None,
+               "gateway_choices": gateways.gateway_names(), **extra}
     return respond("admin/partials/model_form.html", "admin/model_edit.html", status, **context)
 
 
@@ -192,7 +193,7 @@ def _recharge_form() -> Form:
 def _credits_section(tenant, *, ledger_values=None, **extra):
     ledger_values = MultiDict(ledger_values or {})
     typed = {name: text(ledger_values, name) for name in LEDGER_FILTERS}
-    ledger_form, status = Form(typed), 200
+    ledger_form = Form(typed)
     try:
         entries = billing.list_entries(tenant.id, **_ledger_filters(ledger_values),
                                        cursor=text(ledger_values, "cursor") or None, limit=LEDGER_PER_PAGE)

@@ -13,8 +13,8 @@ from app.admin import bp
 from app.admin.auth import acting_admin, guard, is_htmx, safe_next, sign_in_required
 from app.admin.forms import (Form, Page, checkbox, day, optional_text, page_number, text, whole_number)
 from app.errors import Conflict, DomainError, InvalidInput, Throttled, Unauthenticated
-from app.models import KEY_MODES, KEY_SCOPES, USER_ROLES
-from app.services import admins, api_keys, audit, devices, tenants, users
+from app.models import KEY_MODES, KEY_SCOPES, USER_ROLES, utcnow
+from app.services import admins, api_keys, audit, devices, tenants, usage, users
 
 TENANTS_PER_PAGE = 20
 AUDIT_PER_PAGE = 50
@@ -27,9 +27,9 @@ NAV = (
     ("tenants", "Tenants", "admin.tenant_list"),
     ("models", "Models & prices", "admin.model_list"),
     ("billing", "Billing", "admin.billing_overview"),
-    ("generations", "Generations", None),
+    ("generations", "Generations", "admin.generation_list"),
     ("storage", "Storage", None),
-    ("gateways", "Gateways", None),
+    ("gateways", "Gateways", "admin.gateway_list"),
     ("admins", "Admins", "admin.admin_list"),
     ("audit", "Audit log", "admin.audit_log"),
     ("settings", "Settings", "admin.settings"),
@@ -118,7 +118,7 @@ def logout():
 def dashboard():
     latest, _total = audit.list_entries(per_page=10)
     return render_template("admin/dashboard.html", counts=tenants.counts(), admin_count=len(admins.list_admins()),
-                           latest=latest)
+                           latest=latest, today=usage.platform_day(utcnow().date()))
 
 
 # --- tenants ---------------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def sandbox_target() -> Target:
     return Target("sandbox", url.rstrip("/"), current_app.config["SANDBOX_SECRET"], "/v1")
 
 
-def _row_target(row: Gateway) -> Target:
+def row_target(row: Gateway) -> Target:
     return Target(row.name, row.base_url.rstrip("/"), decrypt(row.secret_encrypted, context=SECRET_CONTEXT),
                   row.path_prefix or "/v1", row.id, row.priority, row.weight)
 
@@ -123,7 +123,7 @@ def targets_for(gateway_id: uuid.UUID | None) -> list[Target]:
     """The model's own gateway first (if any), then the others by priority, weighted among equals;
     the default gateway from WAULEAPI_URL joins at priority 100."""
     rows = list(db.session.scalars(sa.select(Gateway).where(Gateway.is_active.is_(True))))
-    candidates = [_row_target(row) for row in rows]
+    candidates = [row_target(row) for row in rows]
     default = default_target()
     if default is not None and default.base_url not in {c.base_url for c in candidates}:
         candidates.append(default)

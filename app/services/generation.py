@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -21,11 +21,12 @@ from flask import current_app
 
 from app.errors import DomainError, InvalidInput, NotFound
 from app.extensions import db
-from app.models import AiModel, Generation, IdempotencyKey, PriceRule, Tenant, utcnow
+from app.models import (AiModel, ApiKey, CreditHold, Gateway, Generation, IdempotencyKey, PriceRule, Tenant,
+                        TenantUser, parse_uuid, utcnow)
 from app.services import catalog, gateway, idempotency, ledger, pricing, sandbox_link, storage, usage
 from app.services.audit import Actor
 from app.services.fetch import fetch_result
-from app.services.paging import day_start, decode_cursor, encode_cursor
+from app.services.paging import day_end, day_start, decode_cursor, encode_cursor
 from app.services.tenancy import get_for_tenant
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,14 @@ class Started:
     model: AiModel
     rule: PriceRule
     idempotency_id: uuid.UUID | None
+    # Read while the rows are loaded: start()'s commit expires them, and reloading costs two queries.
+    gateway_id: uuid.UUID | None = field(init=False)
+    billing_type: str = field(init=False)
+    prices: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gateway_id = self.model.gateway_id
+        self.billing_type, self.prices = self.rule.billing_type, self.rule.prices
 
 
 @dataclass
@@ -70,9 +79,26 @@ def _mark(generation: Generation, status: str) -> None:
     generation.timeline = [*generation.timeline, {"status": status, "at": utcnow().isoformat()}]
 
 
-def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Started | Replay:
+def _commit_keeping(generation: Generation) -> None:
+    """Commit without expiring `generation`: this request wrote every field of it, so reading it
+    back would only cost a query (after the last commit, a whole transaction just to answer).
+    Everything else in the session expires as usual."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+    for instance in list(session.identity_map.values()):
+        if instance is not generation:
+            session.expire(instance)
+
+
+def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None,
+          generating: bool = False) -> Started | Replay:
     """Everything before the gateway call, committed in one transaction: the hold, the idempotency
-    row and the PENDING generation exist together or not at all."""
+    row and the PENDING generation exist together or not at all. `generating`: the caller calls the
+    gateway right away, so the generation is GENERATING in the same commit (one transaction less)."""
     model, rule = catalog.model_for_tenant(caller.tenant, params.get("model"))
     if model.kind != kind:
         raise InvalidInput(f"{model.model_id} is a {model.kind} model, not {kind}.", param="model",
@@ -89,39 +115,44 @@ def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | Non
                                           what="generation")
                 return Replay(replayed)
             record = claimed
-        generation = Generation(tenant_id=caller.tenant.id, user_id=caller.user_id, api_key_id=caller.api_key_id,
+        # The id is ours before the INSERT, so the hold can name it and the row is written once.
+        generation = Generation(id=uuid.uuid4(), tenant_id=caller.tenant.id, user_id=caller.user_id,
+                                api_key_id=caller.api_key_id,
                                 model=model.model_id, kind=kind, is_test=caller.is_test, params=params,
                                 credits_held=0 if caller.is_test else quote.credits, timeline=[],
                                 deadline_at=utcnow() + timedelta(seconds=gateway.read_timeout(kind) + 120))
         _mark(generation, "PENDING")
-        db.session.add(generation)
-        db.session.flush()
+        if generating:
+            _mark(generation, "GENERATING")
         if not caller.is_test:
             hold = ledger.hold(caller.tenant.id, quote.credits, reference=f"generation:{generation.id}",
                                description=f"{kind} {model.model_id}",
                                ttl=timedelta(seconds=current_app.config["HOLD_TTL_SECONDS"]))
             generation.hold_id = hold.id
-        db.session.commit()
+        db.session.add(generation)
+        started = Started(generation, model, rule, record.id if record else None)
+        _commit_keeping(generation)
     except BaseException:
         db.session.rollback()
         raise
-    return Started(generation, model, rule, record.id if record else None)
+    return started
 
 
 def execute(started: Started) -> Generation:
     """The gateway call and everything after it. Raises the domain error after recording a failure."""
     generation = started.generation
     try:
-        _mark(generation, "GENERATING")
-        db.session.commit()
-        targets = [gateway.sandbox_target()] if generation.is_test else gateway.targets_for(started.model.gateway_id)
+        if generation.status != "GENERATING":
+            _mark(generation, "GENERATING")
+            db.session.commit()
+        targets = [gateway.sandbox_target()] if generation.is_test else gateway.targets_for(started.gateway_id)
         payload = {k: v for k, v in generation.params.items() if k in FORWARDED[generation.kind] and v is not None}
         began = time.monotonic()
         answer = gateway.call(targets, "POST", UPSTREAM_PATHS[generation.kind], kind=generation.kind, payload=payload)
         generation.upstream_ms = int((time.monotonic() - began) * 1000)
         generation.gateway_id = answer.target.gateway_id
         measured = _collect(generation, answer)
-        charge = pricing.actual(started.rule.billing_type, started.rule.prices, generation.params, measured)
+        charge = pricing.actual(started.billing_type, started.prices, generation.params, measured)
         credits = 0 if generation.is_test else charge.credits
         if generation.hold_id is not None:
             ledger.settle(generation.hold_id, credits, _system_actor(generation),
@@ -135,7 +166,7 @@ def execute(started: Started) -> Generation:
         if started.idempotency_id is not None:
             record = db.session.get(IdempotencyKey, started.idempotency_id)
             idempotency.finish(record, 200, {"generation_id": str(generation.id)})
-        db.session.commit()
+        _commit_keeping(generation)
         return generation
     except DomainError as error:
         fail(started, error.code, error.message)
@@ -148,7 +179,7 @@ def execute(started: Started) -> Generation:
 
 def run(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Generation:
     """Start and finish a generation in this request; a replayed key returns the earlier one."""
-    started = start(caller, kind, params, idempotency_key=idempotency_key)
+    started = start(caller, kind, params, idempotency_key=idempotency_key, generating=True)
     if isinstance(started, Replay):
         return started.generation
     return execute(started)
@@ -278,6 +309,16 @@ def list_generations(tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, 
     query = sa.select(Generation).where(Generation.tenant_id == tenant_id)
     if user_id is not None:
         query = query.where(Generation.user_id == user_id)
+    query = _filtered(query, kind=kind, status=status, model=model, date_from=date_from, date_to=date_to,
+                      cursor=cursor)
+    limit = min(max(1, limit), 100)
+    rows = list(db.session.scalars(query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1)))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return GenerationPage(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if has_more and rows else None)
+
+
+def _filtered(query, *, kind=None, status=None, model=None, date_from=None, date_to=None, cursor=None):
     if kind:
         query = query.where(Generation.kind == kind)
     if status:
@@ -287,13 +328,67 @@ def list_generations(tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, 
     if date_from:
         query = query.where(Generation.created_at >= day_start(date_from))
     if date_to:
-        query = query.where(Generation.created_at < day_start(date_to) + timedelta(days=1))
+        query = query.where(Generation.created_at < day_end(date_to))
     if cursor:
         when, ident = decode_cursor(cursor)
         query = query.where(sa.or_(Generation.created_at < when,
                                    sa.and_(Generation.created_at == when, Generation.id < ident)))
+    return query
+
+
+# --- the platform admin's view: every tenant ---------------------------------------------------------
+
+@dataclass
+class PlatformGenerationPage:
+    rows: list[tuple[Generation, str]]  # each generation with its tenant's name
+    next_cursor: str | None
+
+
+def list_all_generations(*, tenant: str | None = None, generation_id: str | None = None, kind: str | None = None,
+                         status: str | None = None, model: str | None = None, date_from=None, date_to=None,
+                         cursor: str | None = None, limit: int = 50) -> PlatformGenerationPage:
+    """Across tenants, newest first, keyset-paginated. `tenant` is a tenant id or part of its name;
+    `generation_id` finds one generation by its full id."""
+    query = sa.select(Generation, Tenant.name).join(Tenant, Tenant.id == Generation.tenant_id)
+    if generation_id and generation_id.strip():
+        wanted = parse_uuid(generation_id.strip())
+        if wanted is None:
+            raise InvalidInput("Search by a generation's full id (a UUID).", param="q")
+        query = query.where(Generation.id == wanted)
+    if tenant and tenant.strip():
+        tenant_uuid = parse_uuid(tenant.strip())
+        query = query.where(Generation.tenant_id == tenant_uuid if tenant_uuid is not None
+                            else sa.func.lower(Tenant.name).contains(tenant.strip().lower(), autoescape=True))
+    query = _filtered(query, kind=kind, status=status, model=model, date_from=date_from, date_to=date_to,
+                      cursor=cursor)
     limit = min(max(1, limit), 100)
-    rows = list(db.session.scalars(query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1)))
+    rows = [tuple(row) for row in db.session.execute(
+        query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1))]
     has_more = len(rows) > limit
     rows = rows[:limit]
-    return GenerationPage(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if has_more and rows else None)
+    last = rows[-1][0] if rows else None
+    return PlatformGenerationPage(rows, encode_cursor(last.created_at, last.id) if has_more and last else None)
+
+
+@dataclass
+class GenerationDetail:
+    generation: Generation
+    tenant: Tenant
+    hold: CreditHold | None
+    username: str | None
+    api_key_prefix: str | None
+    gateway_name: str | None
+
+
+def generation_detail(generation_id) -> GenerationDetail:
+    """One generation of any tenant, with who asked, its hold and which gateway answered."""
+    wanted = parse_uuid(generation_id)
+    generation = db.session.get(Generation, wanted) if wanted else None
+    if generation is None:
+        raise NotFound("No such generation.", code="generation_not_found")
+    user = db.session.get(TenantUser, generation.user_id) if generation.user_id else None
+    key = db.session.get(ApiKey, generation.api_key_id) if generation.api_key_id else None
+    row = db.session.get(Gateway, generation.gateway_id) if generation.gateway_id else None
+    return GenerationDetail(generation, db.session.get(Tenant, generation.tenant_id),
+                            db.session.get(CreditHold, generation.hold_id) if generation.hold_id else None,
+                            user.username if user else None, key.prefix if key else None, row.name if row else None)

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.errors import InvalidInput
 from app.extensions import db
-from app.models import Generation, TenantUser, UsageDaily, UsageRecord, utcnow
+from app.models import Generation, Tenant, TenantUser, UsageDaily, UsageRecord, utcnow
 
 
 def record(generation: Generation, *, status: str, credits: int, input_tokens: int | None = None,
@@ -107,3 +107,36 @@ def by_operation(tenant_id: uuid.UUID, *, date_from: date | None = None, date_to
                UsageDaily.is_test.is_(False))
         .group_by(UsageDaily.kind).order_by(UsageDaily.kind)).all()
     return [{"operation": f"{kind}.generate", "count": int(n or 0), "credits": int(c or 0)} for kind, n, c in rows]
+
+
+def tenant_report(tenant_id: uuid.UUID, *, date_from: date | None = None, date_to: date | None = None) -> dict:
+    """A tenant's period for the dashboard: every day of it (days without calls as zeros, so a chart
+    has no gaps), the per-model table and the totals, all from the rollups."""
+    days = summary(tenant_id, date_from=date_from, date_to=date_to, group_by="day")
+    models = summary(tenant_id, date_from=date_from, date_to=date_to, group_by="model")
+    first, last = date.fromisoformat(days["from"]), date.fromisoformat(days["to"])
+    seen = {item["key"]: item for item in days["data"]}
+    empty = {"requests": 0, "failures": 0, "credits": 0, "input_tokens": 0, "output_tokens": 0, "seconds": 0.0,
+             "quantity": 0}
+    every_day = []
+    for offset in range((last - first).days + 1):
+        key = (first + timedelta(days=offset)).isoformat()
+        every_day.append(seen.get(key) or {"key": key, **empty})
+    return {"from": first, "to": last, "days": every_day, "models": models["data"], "totals": days["totals"]}
+
+
+def platform_day(day: date, *, top: int = 5) -> dict:
+    """One UTC day across tenants, live calls only: totals and the tenants that spent the most, from
+    a single grouped query over the rollups."""
+    rows = db.session.execute(
+        sa.select(UsageDaily.tenant_id, Tenant.name, sa.func.sum(UsageDaily.requests),
+                  sa.func.sum(UsageDaily.failures), sa.func.sum(UsageDaily.credits))
+        .join(Tenant, Tenant.id == UsageDaily.tenant_id)
+        .where(UsageDaily.day == day, UsageDaily.is_test.is_(False))
+        .group_by(UsageDaily.tenant_id, Tenant.name)).all()
+    tenants = [{"tenant_id": tenant_id, "name": name, "requests": int(requests or 0), "failures": int(failures or 0),
+                "credits": int(credits or 0)} for tenant_id, name, requests, failures, credits in rows]
+    tenants.sort(key=lambda t: (-t["credits"], -t["requests"], t["name"]))
+    return {"day": day, "requests": sum(t["requests"] for t in tenants),
+            "failures": sum(t["failures"] for t in tenants), "credits": sum(t["credits"] for t in tenants),
+            "top_tenants": tenants[:top]}

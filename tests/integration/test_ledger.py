@@ -13,7 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import CreditHold, LedgerEntry, Tenant, utcnow
+from app.models import CreditHold, LedgerEntry, Tenant
 from app.services import billing, ledger, tenants
 from app.services.transaction import atomic
 from tests.conftest import TEST_ACTOR, require
