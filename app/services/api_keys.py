@@ -1,6 +1,7 @@
 """Tenant API keys: issue (shown once), authenticate, revoke, and count use without locking rows."""
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -19,6 +20,7 @@ from app.services.audit import Actor
 from app.services.crypto import digest, random_token
 from app.services.tenancy import get_for_tenant, get_tenant
 
+log = logging.getLogger(__name__)
 KEY_PATTERN = re.compile(r"^wk_(live|test)_[A-Za-z0-9]{32}$")
 DEFAULT_SCOPES = ("generate",)
 
@@ -109,10 +111,21 @@ def flush_key_usage(force: bool = False) -> int:
         _pending.clear()
         _last_flush[0] = time.monotonic()
     # Its own connection and transaction: never commits whatever the caller's session holds.
-    with db.engine.begin() as connection:
-        for key_id, (count, last_used) in batch.items():
-            connection.execute(
-                sa.update(ApiKey).where(ApiKey.id == key_id)
-                .values(request_count=ApiKey.request_count + count, last_used_at=last_used)
-            )
+    # Rows in id order: every process locks them in the same order, so two flushes cannot deadlock.
+    try:
+        with db.engine.begin() as connection:
+            for key_id, (count, last_used) in sorted(batch.items()):
+                connection.execute(
+                    sa.update(ApiKey).where(ApiKey.id == key_id)
+                    .values(request_count=ApiKey.request_count + count, last_used_at=last_used)
+                )
+    except sa.exc.SQLAlchemyError:
+        # Bookkeeping must never fail the response it rides on: keep the counts for the next flush.
+        log.exception("could not write API key use counts; keeping them for the next flush")
+        with _pending_lock:
+            for key_id, (count, last_used) in batch.items():
+                entry = _pending[key_id]
+                entry[0] += count
+                entry[1] = max(filter(None, (entry[1], last_used)))
+        return 0
     return len(batch)

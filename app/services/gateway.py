@@ -280,13 +280,34 @@ def flush_health(force: bool = False) -> int:
         batch = dict(_health)
         _health.clear()
         _health_flushed[0] = time.monotonic()
-    with db.engine.begin() as connection:
-        for gateway_id, entry in batch.items():
-            values = {"success_count": Gateway.success_count + entry["ok"],
-                      "error_count": Gateway.error_count + entry["errors"]}
-            if entry["last_success_at"]:
-                values["last_success_at"] = entry["last_success_at"]
-            if entry["last_error_at"]:
-                values["last_error"], values["last_error_at"] = entry["last_error"], entry["last_error_at"]
-            connection.execute(sa.update(Gateway).where(Gateway.id == gateway_id).values(**values))
+    try:
+        # Rows in id order: every process locks them in the same order, so two flushes cannot deadlock.
+        with db.engine.begin() as connection:
+            for gateway_id, entry in sorted(batch.items()):
+                values = {"success_count": Gateway.success_count + entry["ok"],
+                          "error_count": Gateway.error_count + entry["errors"]}
+                if entry["last_success_at"]:
+                    values["last_success_at"] = entry["last_success_at"]
+                if entry["last_error_at"]:
+                    values["last_error"], values["last_error_at"] = entry["last_error"], entry["last_error_at"]
+                connection.execute(sa.update(Gateway).where(Gateway.id == gateway_id).values(**values))
+    except sa.exc.SQLAlchemyError:
+        # Counters are bookkeeping: a failed write must not turn the answer (already charged) into a 500.
+        log.exception("could not write gateway health counters; they are kept for the next flush")
+        _requeue(batch)
+        return 0
     return len(batch)
+
+
+def _requeue(batch: dict) -> None:
+    with _health_lock:
+        for gateway_id, entry in batch.items():
+            kept = _health.get(gateway_id)
+            if kept is None:
+                _health[gateway_id] = entry
+                continue
+            kept["ok"] += entry["ok"]
+            kept["errors"] += entry["errors"]
+            kept["last_success_at"] = kept["last_success_at"] or entry["last_success_at"]
+            if kept["last_error_at"] is None:
+                kept["last_error"], kept["last_error_at"] = entry["last_error"], entry["last_error_at"]

@@ -154,12 +154,13 @@ def execute(started: Started) -> Generation:
         measured = _collect(generation, answer)
         charge = pricing.actual(started.billing_type, started.prices, generation.params, measured)
         credits = 0 if generation.is_test else charge.credits
-        if generation.hold_id is not None:
-            ledger.settle(generation.hold_id, credits, _system_actor(generation),
-                          description=f"{generation.kind} {generation.model}")
+        # Finished before the ledger's statements flush it, so the generation is written in one UPDATE.
         generation.credits_charged = credits
         generation.completed_at = utcnow()
         _mark(generation, "COMPLETED")
+        if generation.hold_id is not None:
+            ledger.settle(generation.hold_id, credits, _system_actor(generation),
+                          description=f"{generation.kind} {generation.model}")
         usage.record(generation, status="success", credits=credits, input_tokens=measured.input_tokens,
                      output_tokens=measured.output_tokens, seconds=measured.seconds,
                      quantity=measured.images or measured.characters, latency_ms=generation.upstream_ms)

@@ -1,0 +1,220 @@
+"""The gateway client against real sandbox processes over real sockets: read timeouts, failover on a
+gateway that cannot be reached, no retry of an answer, a wrong secret, and downloading results from
+the gateway's own (loopback) host because it is configured.
+
+Two `python -m sandbox` processes play two waule-api instances. The second logs every request it
+serves, so "it received nothing" is read from its own log, not inferred from our counters.
+"""
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import CreditHold, Gateway, Generation, StoredFile
+from app.services import billing, catalog, gateway, ledger, storage
+from app.services.crypto import encrypt
+from tests.conftest import TEST_ACTOR, _empty_all_tables, assert_error, key_headers, make_app
+from tests.sandbox.conftest import LiveSandbox, free_port
+
+SECRET = "live-gateway-secret"
+IMAGE = "doubao-seedream-4-0-250828"   # PER_IMAGE: 20 credits per image
+CHAT = "gemini-2.5-pro"
+READ_TIMEOUT = 2  # seconds, for every kind a test calls
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):
+    """The default gateway (WAULEAPI_URL). Holds [sandbox:timeout] for 10 s, past any read timeout."""
+    server = LiveSandbox(tmp_path_factory.mktemp("first"), {"SANDBOX_SECRET": SECRET}, "--timeout-cap", "10",
+                         "--quiet")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def second(tmp_path_factory):
+    """Another instance, not quiet: its log has a line per request it served."""
+    server = LiveSandbox(tmp_path_factory.mktemp("second"), {"SANDBOX_SECRET": SECRET}, "--timeout-cap", "10")
+    yield server
+    server.stop()
+
+
+def served(sandbox: LiveSandbox) -> int:
+    """Generation calls the sandbox process has answered (one log line each)."""
+    return len(re.findall(r'"POST /v1/', sandbox.log()))
+
+
+@pytest.fixture
+def app(migrated, test_env, tmp_path, first):
+    """The platform with the real sandbox process as its default gateway and short read timeouts."""
+    app = make_app(test_env, tmp_path / "instance", WAULEAPI_URL=first.url, WAULEAPI_SECRET=SECRET,
+                   WAULEAPI_TIMEOUTS={"image": READ_TIMEOUT, "audio": READ_TIMEOUT, "chat": READ_TIMEOUT,
+                                      "video": 1200, "midjourney": READ_TIMEOUT})
+    with app.app_context():
+        yield app
+        gateway.flush_health(force=True)  # nothing buffered for this test's rows leaks into the next test
+        db.session.remove()
+        _empty_all_tables()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def acme(make):
+    catalog.seed_catalog(TEST_ACTOR)
+    created = make.tenant("Acme")
+    billing.recharge(created.tenant.id, 1000, TEST_ACTOR)
+    return created
+
+
+def add_gateway(name: str, base_url: str, *, priority: int, secret: str = SECRET) -> Gateway:
+    row = Gateway(name=name, base_url=base_url, secret_encrypted=encrypt(secret, context="gateway.secret"),
+                  priority=priority)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def image(client, created, prompt: str):
+    return client.post("/api/v1/images/generations", headers=key_headers(created),
+                       json={"model": IMAGE, "prompt": prompt})
+
+
+def assert_nothing_charged(created, code: str) -> Generation:
+    """The failure a tenant must be able to rely on: no credits moved, the hold released, the ledger sound."""
+    account = ledger.account(created.tenant.id)
+    assert (account.balance, account.held) == (1000, 0)
+    generation = db.session.scalars(sa.select(Generation).order_by(Generation.created_at.desc())).first()
+    assert generation.status == "FAILED" and generation.error_code == code and generation.credits_charged == 0
+    assert db.session.get(CreditHold, generation.hold_id).status == "RELEASED"
+    assert ledger.verify() == []
+    return generation
+
+
+def health_of(row: Gateway) -> Gateway:
+    gateway.flush_health(force=True)
+    db.session.expire_all()
+    return db.session.get(Gateway, row.id)
+
+
+def test_a_gateway_that_never_answers_is_a_504_within_the_read_timeout(client, acme):
+    started = time.monotonic()
+    response = image(client, acme, "a fox [sandbox:timeout]")
+    took = time.monotonic() - started
+    assert_error(response, 504, "upstream_timeout")
+    assert READ_TIMEOUT <= took < READ_TIMEOUT + 3, took
+    assert_nothing_charged(acme, "upstream_timeout")
+
+
+def test_chat_times_out_too(client, acme):
+    response = client.post("/api/v1/chat/completions", headers=key_headers(acme),
+                           json={"model": CHAT, "messages": [{"role": "user", "content": "hi [sandbox:timeout]"}]})
+    assert_error(response, 504, "upstream_timeout")
+    assert_nothing_charged(acme, "upstream_timeout")
+
+
+def test_a_slow_gateway_within_the_read_timeout_succeeds(client, acme, first):
+    response = image(client, acme, "a patient fox [sandbox:slow=1]")
+    assert response.status_code == 200, response.get_json()
+    assert ledger.account(acme.tenant.id).balance == 980
+    generation = db.session.get(Generation, uuid.UUID(response.get_json()["generation_id"]))
+    assert generation.status == "COMPLETED" and generation.upstream_ms >= 1000
+
+
+def test_results_on_the_gateways_loopback_host_are_copied_into_our_storage(client, acme, first):
+    response = image(client, acme, "a fox on the loopback")
+    assert response.status_code == 200, response.get_json()
+    generation = db.session.get(Generation, uuid.UUID(response.get_json()["generation_id"]))
+    original = generation.results[0]["original_url"]
+    assert original.startswith(f"{first.url}/files/")  # 127.0.0.1: allowed only because it is the gateway
+    ours = storage.read_object(generation.results[0]["storage_key"])
+    assert ours == requests.get(original, timeout=5).content and ours.startswith(b"\x89PNG")
+    stored = db.session.scalar(sa.select(StoredFile).where(StoredFile.generation_id == generation.id))
+    assert stored.size_bytes == len(ours)
+    served_file = client.get(response.get_json()["data"][0]["url"].replace("http://localhost", ""))
+    assert served_file.status_code == 200 and served_file.data == ours
+
+
+def test_a_loopback_result_host_that_is_no_gateway_is_refused(client, acme, first):
+    # Same process and file, named by an address no gateway is configured on.
+    response = image(client, acme, f"a fox [sandbox:result_url=http://127.0.0.2:{first.port}/files/x.png]")
+    assert_error(response, 502, "upstream_bad_result")
+    assert_nothing_charged(acme, "upstream_bad_result")
+
+
+def test_a_gateway_added_in_the_dashboard_has_its_host_allowlisted(client, acme, second):
+    add_gateway("localhost", f"http://localhost:{second.port}", priority=1)
+    response = image(client, acme, "a fox via localhost")
+    assert response.status_code == 200, response.get_json()
+    generation = db.session.get(Generation, uuid.UUID(response.get_json()["generation_id"]))
+    assert generation.results[0]["original_url"].startswith(f"http://localhost:{second.port}/files/")
+
+
+def test_an_unreachable_gateway_fails_over_to_the_next_and_counts_the_error(client, acme, second):
+    dead = add_gateway("dead", f"http://127.0.0.1:{free_port()}", priority=1)  # nothing listens there
+    alive = add_gateway("alive", second.url, priority=2)
+    before = served(second)
+    response = image(client, acme, "a fox that needs a second try")
+    assert response.status_code == 200, response.get_json()
+    assert ledger.account(acme.tenant.id).balance == 980
+    generation = db.session.get(Generation, uuid.UUID(response.get_json()["generation_id"]))
+    assert generation.gateway_id == alive.id
+    assert served(second) == before + 1
+    dead, alive = health_of(dead), health_of(alive)
+    assert dead.error_count == 1 and "cannot connect" in dead.last_error and dead.success_count == 0
+    assert alive.success_count == 1 and alive.error_count == 0
+    assert ledger.verify() == []
+
+
+def test_an_http_500_is_not_retried_on_another_gateway(client, acme, first, second):
+    failing = add_gateway("first", first.url, priority=1)
+    add_gateway("second", second.url, priority=2)
+    before = served(second)
+    assert_error(image(client, acme, "a fox [sandbox:fail]"), 502, "upstream_error")
+    time.sleep(0.2)  # a request that reached the second would be logged by now
+    assert served(second) == before
+    assert_nothing_charged(acme, "upstream_error")
+    assert health_of(failing).error_count == 1
+
+
+def test_a_connection_dropped_after_it_opened_is_not_retried(client, acme, second):
+    """The request may have reached the vendor: a second gateway could generate it twice."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def drop_connections():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(connection.recv(65536))
+            connection.close()
+
+    threading.Thread(target=drop_connections, daemon=True).start()
+    try:
+        add_gateway("dropper", f"http://127.0.0.1:{listener.getsockname()[1]}", priority=1)
+        add_gateway("second", second.url, priority=2)
+        before = served(second)
+        assert_error(image(client, acme, "a fox"), 502, "upstream_error")
+        assert len(accepted) == 1 and accepted[0].startswith(b"POST /v1/images/generations")
+        time.sleep(0.2)
+        assert served(second) == before
+        assert_nothing_charged(acme, "upstream_error")
+    finally:
+        listener.close()
+
+
+def test_a_wrong_gateway_secret_is_a_502_for_the_tenant(client, acme, second):
+    wrong = add_gateway("wrong-secret", second.url, priority=1, secret="not-the-secret")
+    error = assert_error(image(client, acme, "a fox"), 502, "upstream_auth_failed")
+    assert "not-the-secret" not in error["message"]
+    assert_nothing_charged(acme, "upstream_auth_failed")
+    assert "credentials refused" in health_of(wrong).last_error

@@ -1,0 +1,192 @@
+"""The official `openai` package against a live server: what a tenant's app written for OpenAI sees.
+
+The server is the test app on a real port (werkzeug, threaded); it still calls the in-process sandbox
+gateway, so no other process is involved. Every test ends with a sound ledger.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import threading
+import wave
+
+import openai
+import pytest
+import requests
+from openai import OpenAI
+from werkzeug.serving import make_server
+
+from app.extensions import db
+from app.services import billing, catalog, ledger, tenants
+from tests.conftest import TEST_ACTOR
+
+IMAGE = "doubao-seedream-4-0-250828"   # PER_IMAGE: 20 credits per image
+SPEECH = "speech-2.6-hd"               # PER_CHARACTER: 20 per 1000 characters, minimum 1
+CHAT = "gemini-2.5-pro"                # PER_TOKEN: 2 in / 8 out per 1k
+
+
+@pytest.fixture
+def live(app):
+    """The per-test app served on 127.0.0.1 (same database as the test)."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def acme(make):
+    catalog.seed_catalog(TEST_ACTOR)
+    created = make.tenant("Acme")
+    billing.recharge(created.tenant.id, 1000, TEST_ACTOR)
+    return created
+
+
+def sdk(live: str, api_key: str) -> OpenAI:
+    return OpenAI(base_url=f"{live}/api/v1", api_key=api_key, max_retries=0, timeout=30)
+
+
+@pytest.fixture
+def oai(live, acme) -> OpenAI:
+    return sdk(live, acme.api_key_plaintext)
+
+
+@pytest.fixture(autouse=True)
+def ledger_stays_sound(app):
+    yield
+    db.session.rollback()  # read what the server's threads committed
+    assert ledger.verify() == []
+
+
+def credits(created) -> tuple[int, int]:
+    db.session.rollback()
+    account = ledger.account(created.tenant.id)
+    return account.balance, account.held
+
+
+def test_models_list_has_the_seeded_models(oai):
+    ids = {model.id for model in oai.models.list()}
+    assert {IMAGE, SPEECH, CHAT, "gemini-3-pro-preview", "MiniMax-Hailuo-2.3"} <= ids
+
+
+def test_chat_completion_answers_content_and_usage_and_charges_by_tokens(oai, acme):
+    completion = oai.chat.completions.create(
+        model=CHAT, messages=[{"role": "user", "content": "What is a fox?"}], max_tokens=200)
+    assert completion.object == "chat.completion" and completion.model == CHAT
+    assert completion.choices[0].message.role == "assistant"
+    assert completion.choices[0].message.content.startswith("Sandbox answer to: What is a fox?")
+    usage = completion.usage
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    charged = -(-(usage.prompt_tokens * 2 + usage.completion_tokens * 8) // 1000)
+    assert credits(acme) == (1000 - charged, 0)
+
+
+def test_streamed_chat_assembles_the_same_text_and_ends_with_usage(oai, acme):
+    messages = [{"role": "user", "content": "讲一个关于狐狸的故事"}]
+    whole = oai.chat.completions.create(model=CHAT, messages=messages)
+    chunks = list(oai.chat.completions.create(model=CHAT, messages=messages, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert all(chunk.object == "chat.completion.chunk" for chunk in chunks)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == whole.choices[0].message.content
+    assert len([chunk for chunk in chunks if chunk.choices and chunk.choices[0].delta.content]) > 1
+    assert [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices][-1] == "stop"
+    final = chunks[-1]
+    assert final.choices == [] and final.usage.total_tokens == whole.usage.total_tokens
+    spent = 2 * -(-(whole.usage.prompt_tokens * 2 + whole.usage.completion_tokens * 8) // 1000)
+    assert credits(acme) == (1000 - spent, 0)
+
+
+def test_streamed_chat_without_include_usage_has_no_usage_chunk(oai):
+    chunks = list(oai.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "hi"}],
+                                                 stream=True))
+    assert chunks and all(chunk.choices and chunk.usage is None for chunk in chunks)
+
+
+def test_generated_image_url_serves_the_png(oai, acme):
+    result = oai.images.generate(model=IMAGE, prompt="a red fox in snow", size="1024x1024", n=1)
+    assert len(result.data) == 1
+    picture = requests.get(result.data[0].url, timeout=10)
+    assert picture.status_code == 200 and picture.headers["Content-Type"] == "image/png"
+    assert picture.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert credits(acme) == (980, 0)
+
+
+def test_generated_image_as_b64_json_decodes_to_png(oai, acme):
+    result = oai.images.generate(model=IMAGE, prompt="two foxes", n=2, response_format="b64_json")
+    assert len(result.data) == 2
+    assert all(base64.b64decode(item.b64_json).startswith(b"\x89PNG\r\n\x1a\n") for item in result.data)
+    assert credits(acme) == (960, 0)
+
+
+def test_speech_returns_a_wav_the_length_of_the_input(oai, acme):
+    speech = oai.audio.speech.create(model=SPEECH, voice="alloy", input="Hello from the fox, " * 5,
+                                        response_format="wav")
+    audio = speech.content
+    assert audio[:4] == b"RIFF" and audio[8:12] == b"WAVE"
+    with wave.open(io.BytesIO(audio)) as clip:
+        assert clip.getnframes() / clip.getframerate() > 1.0  # 100 characters × 60 ms, less the framing
+    assert credits(acme) == (980, 0)  # one started block of 1000 characters
+
+
+def test_a_retried_request_with_its_idempotency_key_is_charged_once(oai, acme):
+    headers = {"Idempotency-Key": "sdk-order-7"}
+    first = oai.images.generate(model=IMAGE, prompt="one fox", extra_headers=headers)
+    again = oai.images.generate(model=IMAGE, prompt="one fox", extra_headers=headers)
+    assert first.model_extra["generation_id"] == again.model_extra["generation_id"]
+    assert credits(acme) == (980, 0)
+
+
+# --- errors: the SDK raises the exception a client branches on --------------------------------------
+
+def test_insufficient_credits_is_a_402_status_error(live, make):
+    catalog.seed_catalog(TEST_ACTOR)
+    poor = make.tenant("Poor")
+    billing.recharge(poor.tenant.id, 19, TEST_ACTOR)
+    with pytest.raises(openai.APIStatusError) as raised:
+        sdk(live, poor.api_key_plaintext).images.generate(model=IMAGE, prompt="a fox")
+    assert raised.value.status_code == 402 and raised.value.code == "insufficient_credits"
+    assert credits(poor) == (19, 0)
+
+
+def test_unknown_model_is_not_found(oai, acme):
+    with pytest.raises(openai.NotFoundError) as raised:
+        oai.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+    assert raised.value.code == "model_not_found"
+    assert credits(acme) == (1000, 0)
+
+
+def test_a_bad_key_is_an_authentication_error(live, acme):
+    with pytest.raises(openai.AuthenticationError):
+        sdk(live, "wk_live_" + "x" * 40).models.list()
+    with pytest.raises(openai.AuthenticationError):
+        sdk(live, "wk_live_" + "x" * 40).images.generate(model=IMAGE, prompt="a fox")
+    assert credits(acme) == (1000, 0)
+
+
+def test_a_model_not_enabled_is_permission_denied(oai, acme):
+    tenants.update_tenant(acme.tenant.id, TEST_ACTOR, {"enabled_models": [CHAT]})
+    with pytest.raises(openai.PermissionDeniedError) as raised:
+        oai.images.generate(model=IMAGE, prompt="a fox")
+    assert raised.value.code == "model_not_enabled"
+    assert IMAGE not in {model.id for model in oai.models.list()}
+    assert credits(acme) == (1000, 0)
+
+
+@pytest.mark.parametrize("marker,error,status,code", [
+    ("[sandbox:reject]", openai.BadRequestError, 400, "upstream_rejected"),
+    ("[sandbox:fail]", openai.InternalServerError, 502, "upstream_error"),
+    ("[sandbox:deny]", openai.InternalServerError, 502, "upstream_auth_failed"),
+])
+def test_gateway_failures_map_to_sdk_exceptions_and_charge_nothing(oai, acme, marker, error, status, code):
+    with pytest.raises(error) as raised:
+        oai.images.generate(model=IMAGE, prompt=f"a fox {marker}")
+    assert raised.value.status_code == status and raised.value.code == code
+    with pytest.raises(error):
+        oai.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": f"hi {marker}"}])
+    assert credits(acme) == (1000, 0)
