@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import ENTRY_TYPES, LedgerEntry, PlatformSetting, Tenant, utcnow
 from app.services import audit, idempotency, ledger, tenants
 from app.services.audit import Actor
-from app.services.paging import day_end, day_start, decode_cursor, encode_cursor
+from app.services.paging import day_end, day_start, newest_first, one_page
 from app.services.tenancy import get_tenant
 from app.services.transaction import atomic
 
@@ -157,18 +157,8 @@ def list_entries(tenant_id: uuid.UUID, *, type_: str | None = None, date_from: d
     query = sa.select(LedgerEntry).where(LedgerEntry.tenant_id == tenant_id)
     if type_:
         query = query.where(LedgerEntry.type == type_)
-    if date_from:
-        query = query.where(LedgerEntry.created_at >= day_start(date_from))
-    if date_to:
-        query = query.where(LedgerEntry.created_at < day_end(date_to))
-    if cursor:
-        when, ident = decode_cursor(cursor)
-        query = query.where(sa.or_(LedgerEntry.created_at < when,
-                                   sa.and_(LedgerEntry.created_at == when, LedgerEntry.id < ident)))
-    rows = list(db.session.scalars(query.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)))
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if has_more and rows else None)
+    query = newest_first(query, LedgerEntry, date_from=date_from, date_to=date_to, cursor=cursor)
+    return Page(*one_page(list(db.session.scalars(query.limit(limit + 1))), limit))
 
 
 def iter_entries(tenant_id: uuid.UUID, *, type_: str | None = None, date_from: date | None = None,

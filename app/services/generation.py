@@ -26,7 +26,7 @@ from app.models import (AiModel, ApiKey, CreditHold, Gateway, Generation, Idempo
 from app.services import catalog, gateway, idempotency, ledger, pricing, sandbox_link, storage, usage
 from app.services.audit import Actor
 from app.services.fetch import fetch_result
-from app.services.paging import day_end, day_start, decode_cursor, encode_cursor
+from app.services.paging import newest_first, one_page
 from app.services.tenancy import get_for_tenant
 
 log = logging.getLogger(__name__)
@@ -313,10 +313,7 @@ def list_generations(tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, 
     query = _filtered(query, kind=kind, status=status, model=model, date_from=date_from, date_to=date_to,
                       cursor=cursor)
     limit = min(max(1, limit), 100)
-    rows = list(db.session.scalars(query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1)))
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return GenerationPage(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if has_more and rows else None)
+    return GenerationPage(*one_page(list(db.session.scalars(query.limit(limit + 1))), limit))
 
 
 def _filtered(query, *, kind=None, status=None, model=None, date_from=None, date_to=None, cursor=None):
@@ -326,15 +323,7 @@ def _filtered(query, *, kind=None, status=None, model=None, date_from=None, date
         query = query.where(Generation.status == status)
     if model:
         query = query.where(Generation.model == model)
-    if date_from:
-        query = query.where(Generation.created_at >= day_start(date_from))
-    if date_to:
-        query = query.where(Generation.created_at < day_end(date_to))
-    if cursor:
-        when, ident = decode_cursor(cursor)
-        query = query.where(sa.or_(Generation.created_at < when,
-                                   sa.and_(Generation.created_at == when, Generation.id < ident)))
-    return query
+    return newest_first(query, Generation, date_from=date_from, date_to=date_to, cursor=cursor)
 
 
 # --- the platform admin's view: every tenant ---------------------------------------------------------
@@ -363,12 +352,8 @@ def list_all_generations(*, tenant: str | None = None, generation_id: str | None
     query = _filtered(query, kind=kind, status=status, model=model, date_from=date_from, date_to=date_to,
                       cursor=cursor)
     limit = min(max(1, limit), 100)
-    rows = [tuple(row) for row in db.session.execute(
-        query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1))]
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1][0] if rows else None
-    return PlatformGenerationPage(rows, encode_cursor(last.created_at, last.id) if has_more and last else None)
+    rows = [tuple(row) for row in db.session.execute(query.limit(limit + 1))]
+    return PlatformGenerationPage(*one_page(rows, limit, row_of=lambda row: row[0]))
 
 
 @dataclass

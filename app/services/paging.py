@@ -5,6 +5,8 @@ import base64
 import uuid
 from datetime import date, datetime, time, timedelta, timezone
 
+import sqlalchemy as sa
+
 from app.errors import InvalidInput
 from app.models import parse_uuid
 
@@ -36,3 +38,25 @@ def day_end(day: date) -> datetime:
     if day >= date.max:
         return datetime.max.replace(tzinfo=timezone.utc)
     return day_start(day + timedelta(days=1))
+
+
+def newest_first(query, model, *, date_from: date | None = None, date_to: date | None = None,
+                 cursor: str | None = None):
+    """`query` limited to a date range (whole UTC days) and to the rows after `cursor`, ordered
+    newest first on (model.created_at, model.id)."""
+    if date_from:
+        query = query.where(model.created_at >= day_start(date_from))
+    if date_to:
+        query = query.where(model.created_at < day_end(date_to))
+    if cursor:
+        when, ident = decode_cursor(cursor)
+        query = query.where(sa.or_(model.created_at < when, sa.and_(model.created_at == when, model.id < ident)))
+    return query.order_by(model.created_at.desc(), model.id.desc())
+
+
+def one_page(rows: list, limit: int, *, row_of=lambda row: row) -> tuple[list, str | None]:
+    """Cut rows fetched with `limit + 1` to a page; the cursor names the last row when more follow."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = row_of(rows[-1]) if more and rows else None
+    return rows, encode_cursor(last.created_at, last.id) if last is not None else None
