@@ -61,6 +61,11 @@ class Generation(IdMixin, TimestampMixin, Base):
     deadline_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
 
+    @property
+    def caller(self) -> str:
+        """Who asked, as storage paths and usage rollups name it: the member's id, or 'api' for a key."""
+        return str(self.user_id) if self.user_id else "api"
+
 
 class StoredFile(IdMixin, Base):
     """An object we wrote to a tenant's storage, metered against its storage_used_bytes."""

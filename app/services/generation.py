@@ -48,10 +48,6 @@ class Caller:
     is_test: bool
     actor: Actor
 
-    @property
-    def storage_segment(self) -> str:
-        return str(self.user_id) if self.user_id else "api"
-
 
 @dataclass
 class Started:
@@ -236,8 +232,8 @@ def _store(generation: Generation, items: list[dict], kind: str) -> list[dict]:
     stored = []
     for index, item in enumerate(items):
         fetched = fetch_result(item["url"], kind=kind, session=session)
-        caller = str(generation.user_id) if generation.user_id else "api"
-        row = storage.store_result(tenant_id=generation.tenant_id, generation_id=generation.id, caller=caller,
+        row = storage.store_result(tenant_id=generation.tenant_id, generation_id=generation.id,
+                                   caller=generation.caller,
                                    index=index, data=fetched.data, content_type=fetched.content_type,
                                    original_url=item["url"][:2000])
         stored.append({"file_id": str(row.id), "storage_key": row.storage_key, "content_type": row.content_type,

@@ -1,7 +1,6 @@
 """Tenants: create (with first key, secret and optional admin), change, list."""
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -12,7 +11,7 @@ from app.models import OSS_MODES, ApiKey, Tenant, TenantUser
 from app.services import audit
 from app.services.api_keys import issue_key
 from app.services.audit import Actor
-from app.services.crypto import decrypt, encrypt, random_token
+from app.services.crypto import encrypt, random_token
 from app.services.tenancy import get_tenant
 from app.services.users import add_user, end_tenant_sessions
 
@@ -89,10 +88,6 @@ def update_tenant(tenant_id, actor: Actor, changes: dict) -> Tenant:
     return tenant
 
 
-def reveal_api_secret(tenant: Tenant) -> str:
-    """For signing webhooks; never for showing to anyone after creation."""
-    return decrypt(tenant.api_secret_encrypted, context=API_SECRET_CONTEXT)
-
 
 @dataclass
 class TenantRow:
@@ -141,6 +136,3 @@ def counts() -> dict[str, int]:
 def find_tenant(tenant_id) -> Tenant:
     return get_tenant(tenant_id)
 
-
-def tenant_ids() -> list[uuid.UUID]:
-    return list(db.session.scalars(sa.select(Tenant.id)))

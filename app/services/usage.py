@@ -26,7 +26,7 @@ def record(generation: Generation, *, status: str, credits: int, input_tokens: i
                         quantity=quantity, latency_ms=latency_ms, created_at=now)
     db.session.add(usage)
     values = {"tenant_id": generation.tenant_id, "day": now.date(), "model": generation.model,
-              "caller": str(generation.user_id) if generation.user_id else "api", "is_test": generation.is_test,
+              "caller": generation.caller, "is_test": generation.is_test,
               "kind": generation.kind, "requests": 1, "failures": int(status != "success"), "credits": credits,
               "input_tokens": input_tokens or 0, "output_tokens": output_tokens or 0, "seconds": seconds or 0.0,
               "quantity": quantity or 0}
