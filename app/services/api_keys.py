@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import contains_eager
 
 from app.errors import InvalidInput, Unauthenticated
 from app.extensions import db
@@ -80,7 +81,8 @@ def find_usable_key(raw: str) -> ApiKey:
     key = None
     if KEY_PATTERN.match(raw):
         key = db.session.scalar(
-            sa.select(ApiKey).join(ApiKey.tenant).where(ApiKey.digest == digest(raw))
+            sa.select(ApiKey).join(ApiKey.tenant).options(contains_eager(ApiKey.tenant))
+            .where(ApiKey.digest == digest(raw))
         )
     if key is None or not key.is_usable(utcnow()) or not key.tenant.is_active:
         raise Unauthenticated("Invalid API key.", code="invalid_api_key")

@@ -22,7 +22,6 @@ from app.models import CreditHold, LedgerEntry, Tenant, utcnow
 from app.services.audit import Actor
 
 DEFAULT_HOLD_TTL = timedelta(minutes=30)
-NO_SYNC = {"synchronize_session": False}
 
 
 class InsufficientCredits(DomainError):
@@ -61,44 +60,61 @@ def account(tenant_id: uuid.UUID) -> Account:
     return Account(row.balance, row.held)
 
 
+# The statements every generation runs, built once against the tables (not the mapped classes):
+# plain Core skips the ORM's bulk-statement machinery, which cost more than the round trips.
+_tenants, _holds, _entries = Tenant.__table__, CreditHold.__table__, LedgerEntry.__table__
+
+_TAKE_HOLD = (sa.update(_tenants)
+              .where(_tenants.c.id == sa.bindparam("tenant"), _tenants.c.balance - _tenants.c.held >= sa.bindparam("amount"))
+              .values(held=_tenants.c.held + sa.bindparam("amount")).returning(_tenants.c.id))
+_INSERT_HOLD = sa.insert(_holds)
+_RESOLVE = (sa.update(_holds).where(_holds.c.id == sa.bindparam("hold"), _holds.c.status == "HELD")
+            .values(status=sa.bindparam("to"), resolved_at=sa.bindparam("now"))
+            .returning(_holds.c.tenant_id, _holds.c.amount, _holds.c.reference))
+_SETTLE = (sa.update(_holds).where(_holds.c.id == sa.bindparam("hold"), _holds.c.status == "HELD",
+                                   _holds.c.amount >= sa.bindparam("charge"))
+           .values(status="SETTLED", settled_amount=sa.bindparam("charge"), resolved_at=sa.bindparam("now"))
+           .returning(_holds.c.tenant_id, _holds.c.amount, _holds.c.reference))
+_CHARGE = (sa.update(_tenants).where(_tenants.c.id == sa.bindparam("tenant"))
+           .values(balance=_tenants.c.balance - sa.bindparam("charge"), held=_tenants.c.held - sa.bindparam("freed"))
+           .returning(_tenants.c.balance))
+_UNHOLD = (sa.update(_tenants).where(_tenants.c.id == sa.bindparam("tenant"))
+           .values(held=_tenants.c.held - sa.bindparam("freed")))
+_CREDIT = (sa.update(_tenants).where(_tenants.c.id == sa.bindparam("tenant"))
+           .values(balance=_tenants.c.balance + sa.bindparam("amount")).returning(_tenants.c.balance))
+_INSERT_ENTRY = sa.insert(_entries)
+
+
 def _entry(tenant_id, type_: str, amount: int, balance_after: int, actor: Actor, *, description: str = "",
            reference: str | None = None, hold_id: uuid.UUID | None = None) -> LedgerEntry:
-    entry = LedgerEntry(tenant_id=tenant_id, type=type_, amount=amount, balance_after=balance_after,
-                        description=(description or "")[:255], actor_type=actor.kind, actor_id=actor.id,
-                        actor_name=actor.name, reference=reference, hold_id=hold_id)
-    db.session.add(entry)
+    """Write the entry now and return it as written (a detached object, never to be added)."""
+    entry = LedgerEntry(id=uuid.uuid4(), tenant_id=tenant_id, type=type_, amount=amount,
+                        balance_after=balance_after, description=(description or "")[:255], actor_type=actor.kind,
+                        actor_id=actor.id, actor_name=actor.name, reference=reference, hold_id=hold_id,
+                        created_at=utcnow())
+    db.session.execute(_INSERT_ENTRY, _columns(entry, _entries))
     return entry
+
+
+def _columns(instance, table: sa.Table) -> dict:
+    return {column.key: getattr(instance, column.key) for column in table.columns}
 
 
 def hold(tenant_id: uuid.UUID, amount: int, *, reference: str | None = None, description: str | None = None,
          ttl: timedelta = DEFAULT_HOLD_TTL) -> CreditHold:
-    """Set `amount` aside, or raise InsufficientCredits (402). One conditional UPDATE decides."""
+    """Set `amount` aside, or raise InsufficientCredits (402). One conditional UPDATE decides.
+    Returns the hold as written (a detached object)."""
     amount = _whole(amount, allow_zero=True)
-    granted = db.session.execute(
-        sa.update(Tenant).where(Tenant.id == tenant_id, Tenant.balance - Tenant.held >= amount)
-        .values(held=Tenant.held + amount).returning(Tenant.id).execution_options(**NO_SYNC)
-    ).first()
+    granted = db.session.execute(_TAKE_HOLD, {"tenant": tenant_id, "amount": amount}).first()
     if granted is None:
         account(tenant_id)  # NotFound for a missing tenant, else it is a shortfall
         raise InsufficientCredits(f"Not enough credits: this needs {amount}.")
-    credit_hold = CreditHold(tenant_id=tenant_id, amount=amount, status="HELD", reference=reference,
-                             description=description, expires_at=utcnow() + ttl)
-    db.session.add(credit_hold)
-    db.session.flush()
+    now = utcnow()
+    credit_hold = CreditHold(id=uuid.uuid4(), tenant_id=tenant_id, amount=amount, status="HELD",
+                             settled_amount=None, reference=reference, description=description,
+                             expires_at=now + ttl, resolved_at=None, created_at=now)
+    db.session.execute(_INSERT_HOLD, _columns(credit_hold, _holds))
     return credit_hold
-
-
-def _resolve(hold_id: uuid.UUID, status: str, *, settled_amount: int | None = None):
-    """Compare-and-set HELD → status. Returns the hold's (tenant_id, amount, reference) or None."""
-    conditions = [CreditHold.id == hold_id, CreditHold.status == "HELD"]
-    if settled_amount is not None:
-        conditions.append(CreditHold.amount >= settled_amount)
-    return db.session.execute(
-        sa.update(CreditHold).where(*conditions)
-        .values(status=status, settled_amount=settled_amount, resolved_at=utcnow())
-        .returning(CreditHold.tenant_id, CreditHold.amount, CreditHold.reference)
-        .execution_options(**NO_SYNC)
-    ).first()
 
 
 def _why_not_resolved(hold_id: uuid.UUID, settled_amount: int | None = None):
@@ -114,14 +130,11 @@ def settle(hold_id: uuid.UUID, actual: int, actor: Actor, *, description: str = 
     """Charge `actual` (≤ the hold) and return the rest to available. Returns the CONSUME entry,
     or None when nothing was charged (a zero charge moves no credits, so it writes no entry)."""
     actual = _whole(actual, allow_zero=True)
-    resolved = _resolve(hold_id, "SETTLED", settled_amount=actual)
+    resolved = db.session.execute(_SETTLE, {"hold": hold_id, "charge": actual, "now": utcnow()}).first()
     if resolved is None:
         _why_not_resolved(hold_id, actual)
     balance = db.session.execute(
-        sa.update(Tenant).where(Tenant.id == resolved.tenant_id)
-        .values(balance=Tenant.balance - actual, held=Tenant.held - resolved.amount)
-        .returning(Tenant.balance).execution_options(**NO_SYNC)
-    ).scalar_one()
+        _CHARGE, {"tenant": resolved.tenant_id, "charge": actual, "freed": resolved.amount}).scalar_one()
     if actual == 0:
         return None
     return _entry(resolved.tenant_id, "CONSUME", -actual, balance, actor, description=description,
@@ -129,13 +142,10 @@ def settle(hold_id: uuid.UUID, actual: int, actor: Actor, *, description: str = 
 
 
 def _unhold(hold_id: uuid.UUID, status: str) -> bool:
-    resolved = _resolve(hold_id, status)
+    resolved = db.session.execute(_RESOLVE, {"hold": hold_id, "to": status, "now": utcnow()}).first()
     if resolved is None:
         return False
-    db.session.execute(
-        sa.update(Tenant).where(Tenant.id == resolved.tenant_id)
-        .values(held=Tenant.held - resolved.amount).execution_options(**NO_SYNC)
-    )
+    db.session.execute(_UNHOLD, {"tenant": resolved.tenant_id, "freed": resolved.amount})
     return True
 
 
@@ -160,10 +170,7 @@ def credit(tenant_id: uuid.UUID, type_: str, amount: int, actor: Actor, *, descr
            reference: str | None = None) -> LedgerEntry:
     """Add credits (RECHARGE, REFUND, positive ADJUST)."""
     amount = _whole(amount)
-    balance = db.session.execute(
-        sa.update(Tenant).where(Tenant.id == tenant_id).values(balance=Tenant.balance + amount)
-        .returning(Tenant.balance).execution_options(**NO_SYNC)
-    ).scalar()
+    balance = db.session.execute(_CREDIT, {"tenant": tenant_id, "amount": amount}).scalar()
     if balance is None:
         raise NotFound("No such tenant.", code="tenant_not_found")
     return _entry(tenant_id, type_, amount, balance, actor, description=description, reference=reference)
@@ -175,9 +182,9 @@ def debit(tenant_id: uuid.UUID, type_: str, amount: int, actor: Actor, *, descri
     zero available. `extra_values` are set on the tenant in the same UPDATE (e.g. more seats)."""
     amount = _whole(amount)
     balance = db.session.execute(
-        sa.update(Tenant).where(Tenant.id == tenant_id, Tenant.balance - Tenant.held >= amount)
-        .values(balance=Tenant.balance - amount, **(extra_values or {}))
-        .returning(Tenant.balance).execution_options(**NO_SYNC)
+        sa.update(_tenants).where(_tenants.c.id == tenant_id, _tenants.c.balance - _tenants.c.held >= amount)
+        .values(balance=_tenants.c.balance - amount, **(extra_values or {}))
+        .returning(_tenants.c.balance)
     ).scalar()
     if balance is None:
         account(tenant_id)

@@ -2,6 +2,7 @@
 written, so summaries read a few rollup rows and never scan raw records."""
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
@@ -13,31 +14,43 @@ from app.extensions import db
 from app.models import Generation, Tenant, TenantUser, UsageDaily, UsageRecord, utcnow
 
 
+ROLLED_UP = ("requests", "failures", "credits", "input_tokens", "output_tokens", "seconds", "quantity")
+
+
+@functools.cache
+def _rollup_upsert(dialect_name: str):
+    """INSERT … ON CONFLICT DO UPDATE adding to the day's counters; built once per dialect, because
+    building it is most of what a cached statement would otherwise cost on every generation."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    columns = ("tenant_id", "day", "model", "caller", "is_test", "kind", *ROLLED_UP)
+    insert = dialect.insert(UsageDaily).values({name: sa.bindparam(name) for name in columns})
+    return insert.on_conflict_do_update(
+        index_elements=["tenant_id", "day", "model", "caller", "is_test"],
+        set_={name: getattr(UsageDaily, name) + insert.excluded[name] for name in ROLLED_UP},
+    )
+
+
+_INSERT_RECORD = sa.insert(UsageRecord)
+
+
 def record(generation: Generation, *, status: str, credits: int, input_tokens: int | None = None,
            output_tokens: int | None = None, seconds: float | None = None, quantity: int | None = None,
-           latency_ms: int | None = None) -> UsageRecord:
+           latency_ms: int | None = None) -> None:
     """Add the record and fold it into its day's rollup, in the caller's transaction."""
     now = utcnow()
-    operation = generation.params.get("operation") or f"{generation.kind}.generate"
-    usage = UsageRecord(tenant_id=generation.tenant_id, user_id=generation.user_id,
-                        api_key_id=generation.api_key_id, generation_id=generation.id, model=generation.model,
-                        kind=generation.kind, operation=operation, status=status, is_test=generation.is_test,
-                        credits=credits, input_tokens=input_tokens, output_tokens=output_tokens, seconds=seconds,
-                        quantity=quantity, latency_ms=latency_ms, created_at=now)
-    db.session.add(usage)
-    values = {"tenant_id": generation.tenant_id, "day": now.date(), "model": generation.model,
-              "caller": generation.caller, "is_test": generation.is_test,
-              "kind": generation.kind, "requests": 1, "failures": int(status != "success"), "credits": credits,
-              "input_tokens": input_tokens or 0, "output_tokens": output_tokens or 0, "seconds": seconds or 0.0,
-              "quantity": quantity or 0}
-    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(UsageDaily).values(**values)
-    adds = ("requests", "failures", "credits", "input_tokens", "output_tokens", "seconds", "quantity")
-    db.session.execute(insert.on_conflict_do_update(
-        index_elements=["tenant_id", "day", "model", "caller", "is_test"],
-        set_={name: getattr(UsageDaily, name) + insert.excluded[name] for name in adds},
-    ))
-    return usage
+    db.session.execute(_INSERT_RECORD, {
+        "tenant_id": generation.tenant_id, "user_id": generation.user_id, "api_key_id": generation.api_key_id,
+        "generation_id": generation.id, "model": generation.model, "kind": generation.kind,
+        "operation": generation.params.get("operation") or f"{generation.kind}.generate", "status": status,
+        "is_test": generation.is_test, "credits": credits, "input_tokens": input_tokens,
+        "output_tokens": output_tokens, "seconds": seconds, "quantity": quantity, "latency_ms": latency_ms,
+        "created_at": now})
+    db.session.execute(_rollup_upsert(db.engine.dialect.name), {
+        "tenant_id": generation.tenant_id, "day": now.date(), "model": generation.model,
+        "caller": generation.caller, "is_test": generation.is_test, "kind": generation.kind,
+        "requests": 1, "failures": int(status != "success"), "credits": credits,
+        "input_tokens": input_tokens or 0, "output_tokens": output_tokens or 0, "seconds": seconds or 0.0,
+        "quantity": quantity or 0})
 
 
 def _range(date_from: date | None, date_to: date | None) -> tuple[date, date]:
