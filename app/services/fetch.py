@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
-import sqlalchemy as sa
 from flask import current_app
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -32,8 +31,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.connection import create_connection
 
-from app.extensions import db
-from app.models import Gateway
+from app.services import gateway
 from app.services.gateway import SANDBOX_HOST, UpstreamFailed
 
 log = logging.getLogger(__name__)
@@ -85,8 +83,7 @@ def allowed_hosts() -> frozenset[str]:
     for url in (config.get("WAULEAPI_URL"), config.get("SANDBOX_URL")):
         if url:
             hosts.add(urlsplit(url).hostname or "")
-    hosts.update(urlsplit(url).hostname or "" for url in
-                 db.session.scalars(sa.select(Gateway.base_url).where(Gateway.is_active.is_(True))))
+    hosts.update(target.host for target in gateway.active_targets())
     return frozenset(_normalize_host(host) for host in hosts if host)
 
 

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, has_app_context
+from sqlalchemy.orm import Session
 from urllib3.exceptions import NewConnectionError
 
 from app.errors import DomainError, InvalidInput
@@ -119,11 +120,57 @@ def row_target(row: Gateway) -> Target:
                   row.path_prefix or "/v1", row.id, row.priority, row.weight)
 
 
+# The active gateways, read at most once per GATEWAY_CACHE_SECONDS per process: every generation
+# needs them (the call order, the fetch allowlist) and they change a few times a year. Any commit
+# in this process that touches a gateway row forgets them at once; other processes within the interval.
+@dataclass
+class _ActiveGateways:
+    targets: list[Target]
+    read_at: float
+
+
+_active_lock = threading.Lock()
+
+
+def active_targets() -> list[Target]:
+    """The active Gateway rows as targets (not the default gateway)."""
+    cache = current_app.extensions.setdefault("waule.gateways", {})
+    max_age = current_app.config["GATEWAY_CACHE_SECONDS"]
+    with _active_lock:
+        active = cache.get("active")
+        if active is not None and time.monotonic() - active.read_at < max_age:
+            return active.targets
+    read_at = time.monotonic()
+    targets = [row_target(row) for row in db.session.scalars(sa.select(Gateway).where(Gateway.is_active.is_(True)))]
+    with _active_lock:
+        if cache.get("forgotten_at", 0.0) <= read_at:  # a change committed meanwhile wins
+            cache["active"] = _ActiveGateways(targets, read_at)
+    return targets
+
+
+def forget_gateways() -> None:
+    cache = current_app.extensions.setdefault("waule.gateways", {})
+    with _active_lock:
+        cache.pop("active", None)
+        cache["forgotten_at"] = time.monotonic()
+
+
+@sa.event.listens_for(Session, "after_flush")
+def _note_gateway_change(session: Session, _flush_context) -> None:
+    if any(isinstance(row, Gateway) for row in (*session.new, *session.dirty, *session.deleted)):
+        session.info["gateways_changed"] = True
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _forget_changed_gateways(session: Session) -> None:
+    if session.info.pop("gateways_changed", False) and has_app_context():
+        forget_gateways()
+
+
 def targets_for(gateway_id: uuid.UUID | None) -> list[Target]:
     """The model's own gateway first (if any), then the others by priority, weighted among equals;
     the default gateway from WAULEAPI_URL joins at priority 100."""
-    rows = list(db.session.scalars(sa.select(Gateway).where(Gateway.is_active.is_(True))))
-    candidates = [row_target(row) for row in rows]
+    candidates = list(active_targets())
     default = default_target()
     if default is not None and default.base_url not in {c.base_url for c in candidates}:
         candidates.append(default)

@@ -218,3 +218,32 @@ def test_a_wrong_gateway_secret_is_a_502_for_the_tenant(client, acme, second):
     assert "not-the-secret" not in error["message"]
     assert_nothing_charged(acme, "upstream_auth_failed")
     assert "credentials refused" in health_of(wrong).last_error
+
+
+def chat(client, created):
+    return client.post("/api/v1/chat/completions", headers=key_headers(created),
+                       json={"model": CHAT, "messages": [{"role": "user", "content": "hello"}]})
+
+
+def test_a_gateway_switched_off_here_is_skipped_from_the_next_request(client, acme, second):
+    row = add_gateway("second", second.url, priority=1)
+    assert chat(client, acme).status_code == 200  # the active gateways are now cached in this process
+    before = served(second)
+    row.is_active = False
+    db.session.commit()
+    assert chat(client, acme).status_code == 200
+    assert served(second) == before  # the default gateway answered
+
+
+def test_another_process_switching_a_gateway_off_is_seen_within_the_cache_interval(app, client, acme, second):
+    app.config["GATEWAY_CACHE_SECONDS"] = 1
+    row = add_gateway("second", second.url, priority=1)
+    assert chat(client, acme).status_code == 200
+    with db.engine.begin() as other_process:  # plain SQL: nothing in this process hears of it
+        other_process.execute(sa.update(Gateway).where(Gateway.id == row.id).values(is_active=False))
+    before = served(second)
+    assert chat(client, acme).status_code == 200
+    assert served(second) == before + 1  # still cached
+    time.sleep(1.1)
+    assert chat(client, acme).status_code == 200
+    assert served(second) == before + 1
