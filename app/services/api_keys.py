@@ -75,15 +75,17 @@ def list_keys(tenant_id: uuid.UUID) -> list[ApiKey]:
     ))
 
 
+# Built once: this runs on every API request.
+_KEY_BY_DIGEST = (sa.select(ApiKey).join(ApiKey.tenant).options(contains_eager(ApiKey.tenant))
+                  .where(ApiKey.digest == sa.bindparam("digest")))
+
+
 def find_usable_key(raw: str) -> ApiKey:
     """The live key for `raw` with its tenant loaded, or Unauthenticated (one message for every cause)."""
     raw = (raw or "").strip()
     key = None
     if KEY_PATTERN.match(raw):
-        key = db.session.scalar(
-            sa.select(ApiKey).join(ApiKey.tenant).options(contains_eager(ApiKey.tenant))
-            .where(ApiKey.digest == digest(raw))
-        )
+        key = db.session.scalar(_KEY_BY_DIGEST, {"digest": digest(raw)})
     if key is None or not key.is_usable(utcnow()) or not key.tenant.is_active:
         raise Unauthenticated("Invalid API key.", code="invalid_api_key")
     return key

@@ -43,14 +43,19 @@ def models_for_tenant(tenant: Tenant) -> list[tuple[AiModel, PriceRule]]:
     return [tuple(row) for row in db.session.execute(_enabled(tenant).order_by(AiModel.sort_order, AiModel.model_id))]
 
 
+# Built once: every generation runs it.
+_PRICED_MODEL = (sa.select(AiModel, PriceRule).join(PriceRule, PriceRule.model_id == AiModel.id)
+                 .where(AiModel.model_id == sa.bindparam("model_id")))
+
+
 def model_for_tenant(tenant: Tenant, model_id: str | None) -> tuple[AiModel, PriceRule]:
     """The model and its price rule, if this tenant may use it: unknown → 404, not enabled → 403."""
     if not model_id or not isinstance(model_id, str):
         raise InvalidInput("model is required.", param="model")
-    row = db.session.execute(_enabled(tenant).where(AiModel.model_id == model_id)).first()
-    if row is not None:
+    row = db.session.execute(_PRICED_MODEL, {"model_id": model_id}).first()
+    if row is not None and row[0].is_active and (not tenant.enabled_models or model_id in tenant.enabled_models):
         return row[0], row[1]
-    if db.session.scalar(sa.select(AiModel.id).where(AiModel.model_id == model_id)) is None:
+    if row is None and db.session.scalar(sa.select(AiModel.id).where(AiModel.model_id == model_id)) is None:
         raise NotFound(f"The model {model_id!r} does not exist.", code="model_not_found", param="model")
     raise Forbidden(f"The model {model_id!r} is not enabled for this tenant.", code="model_not_enabled",
                     param="model")
