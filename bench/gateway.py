@@ -3,18 +3,21 @@
 For image and chat requests, sequentially (one client) and with --clients concurrent clients (a thread
 and a requests.Session each), the same body is sent to
 
-  direct  the sandbox gateway process itself (POST /v1/…, Bearer secret), and
+  direct  the sandbox gateway process itself (POST /v1/…, Bearer secret),
+  hop     bench/hop.py under the same gunicorn settings: a Flask app that only forwards to the sandbox,
+          the floor of any Python server in between, and
   ours    Waule Server under gunicorn (gthread workers) on PostgreSQL, which authenticates the API key,
           prices, holds credits, calls that same sandbox, copies the image into its storage, settles
           and records usage (POST /api/v1/…).
 
-It prints p50/p95 latency of both paths, the added latency (ours − direct) at p50 and p95, and the
-throughput ratio (ours ÷ direct). The script makes everything it needs and removes it afterwards,
-even on failure or Ctrl-C: a waule_bench_gw_<random> database (migrated with the project's own
-migrations), a sandbox process, a gunicorn process, and a temporary directory for files and logs.
-At the end it checks `ledger.verify() == []` and that every request left one COMPLETED generation.
+It prints p50/p95 latency of each path, the added latency (ours − direct) at p50 and p95, the
+throughput ratio (ours ÷ direct), and the same two figures for the hop. The script makes everything
+it needs and removes it afterwards, even on failure or Ctrl-C: a waule_bench_gw_<random> database
+(migrated with the project's own migrations), a sandbox process, two gunicorn processes (ours and
+the hop), and a temporary directory for files and logs. At the end it checks `ledger.verify() == []`
+and that every request left one COMPLETED generation.
 
-    .venv/bin/python bench/gateway.py                       # about 2 minutes on 2 CPUs
+    .venv/bin/python bench/gateway.py                       # about 1½ minutes on 2 CPUs
     .venv/bin/python bench/gateway.py --sequential 50 --per-client 5
 """
 from __future__ import annotations
@@ -235,18 +238,21 @@ def report(results: dict, args) -> None:
     print("|---|---:|---|---:|---:|---:|---:|")
     for (kind, mode), pair in results.items():
         clients = 1 if mode == "sequential" else args.clients
-        for name in ("direct", "ours"):
+        for name in ("direct", "hop", "ours"):
             sample = pair[name]
             print(f"| {kind} | {clients} | {name} | {len(sample.latencies)} | {sample.percentile(.50):.1f} | "
                   f"{sample.percentile(.95):.1f} | {sample.per_second:.0f} |")
     print()
-    print("| request | clients | added p50 ms | added p95 ms | throughput ours ÷ direct |")
-    print("|---|---:|---:|---:|---:|")
+    print("| request | clients | added p50 ms | added p95 ms | throughput ours ÷ direct "
+          "| floor: hop adds p50 / p95 ms | hop ÷ direct |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for (kind, mode), pair in results.items():
         clients = 1 if mode == "sequential" else args.clients
-        direct, ours = pair["direct"], pair["ours"]
+        direct, hop, ours = pair["direct"], pair["hop"], pair["ours"]
         print(f"| {kind} | {clients} | {ours.percentile(.50) - direct.percentile(.50):.1f} | "
-              f"{ours.percentile(.95) - direct.percentile(.95):.1f} | {ours.per_second / direct.per_second:.2f} |")
+              f"{ours.percentile(.95) - direct.percentile(.95):.1f} | {ours.per_second / direct.per_second:.2f} | "
+              f"{hop.percentile(.50) - direct.percentile(.50):.1f} / {hop.percentile(.95) - direct.percentile(.95):.1f} | "
+              f"{hop.per_second / direct.per_second:.2f} |")
 
 
 def main(argv=None) -> int:
@@ -267,7 +273,7 @@ def main(argv=None) -> int:
     kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
 
     work = Path(tempfile.mkdtemp(prefix="waule-bench-gw-"))
-    sandbox = server = None
+    sandbox = server = hop = None
     drop = None
     failures: list[str] = []
     try:
@@ -293,6 +299,16 @@ def main(argv=None) -> int:
                                "WEB_CONCURRENCY": str(args.workers), "WAULE_THREADS": str(args.threads)},
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(f"{server_url}/readyz", server, server_log, "gunicorn")
+        hop_port = free_port()
+        hop_url, hop_log = f"http://127.0.0.1:{hop_port}", work / "hop.log"
+        with open(hop_log, "wb") as log:
+            hop = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "bench.hop:app"],
+                cwd=ROOT, env={**os.environ, "HOP_UPSTREAM": sandbox_url, "HOP_SECRET": SECRET,
+                               "WAULE_BIND": f"127.0.0.1:{hop_port}", "WEB_CONCURRENCY": str(args.workers),
+                               "WAULE_THREADS": str(args.threads)},
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(f"{hop_url}/healthz", hop, hop_log, "the hop")
 
         direct_auth = [{"Authorization": f"Bearer {SECRET}"}]
         ours_auth = [{"Authorization": f"Bearer {key}"} for key in api_keys]
@@ -310,13 +326,14 @@ def main(argv=None) -> int:
         for kind in kinds:
             direct_body, ours_body, route = bodies[kind]
             direct = Route("direct", f"{sandbox_url}/v1{route}", direct_auth, direct_body)
+            bare = Route("hop", f"{hop_url}/v1{route}", direct_auth, direct_body)
             ours = Route("ours", f"{server_url}/api/v1{route}", ours_auth, ours_body)
-            for path in (direct, ours):
+            for path in (direct, bare, ours):
                 warm_up(path, args.clients)
             completed += args.clients * 2 + 10
             for mode in ("sequential", "concurrent"):
                 pair = {}
-                for path in (direct, ours):
+                for path in (direct, bare, ours):
                     if mode == "sequential":
                         pair[path.name] = run_sequential(path, args.sequential)
                     else:
@@ -333,6 +350,7 @@ def main(argv=None) -> int:
         server = None
         failures += check(env, work, completed)
     finally:
+        stop(hop)
         stop(server)
         stop(sandbox, grace=5)
         if drop is not None:
