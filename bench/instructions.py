@@ -36,8 +36,10 @@ from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from config import load_config  # noqa: E402
 
-BODIES = {"chat": ("/api/v1/chat/completions", {"model": bench.CHAT, "messages": bench.CHAT_MESSAGES, "max_tokens": 64}),
-          "image": ("/api/v1/images/generations", {"model": bench.IMAGE, "prompt": bench.IMAGE_PROMPT, "size": "1024x1024"})}
+BODIES = {
+    "chat": ("/api/v1/chat/completions", {"model": bench.CHAT, "messages": bench.CHAT_MESSAGES, "max_tokens": 64}),
+    "image": ("/api/v1/images/generations", {"model": bench.IMAGE, "prompt": bench.IMAGE_PROMPT, "size": "1024x1024"}),
+}
 
 
 def counted(scope: list[str], send, count: int) -> int:
@@ -86,7 +88,8 @@ def main(argv=None) -> int:
         client = app.test_client()
         statements = [0]
         with app.app_context():
-            sa.event.listen(db.engine, "before_cursor_execute", lambda *_: statements.__setitem__(0, statements[0] + 1))
+            sa.event.listen(db.engine, "before_cursor_execute",
+                            lambda *_: statements.__setitem__(0, statements[0] + 1))
 
         print("| request | requests | app instructions / request | all instructions / request | SQL statements / request |")
         print("|---|---:|---:|---:|---:|")

@@ -65,7 +65,8 @@ def account(tenant_id: uuid.UUID) -> Account:
 _tenants, _holds, _entries = Tenant.__table__, CreditHold.__table__, LedgerEntry.__table__
 
 _TAKE_HOLD = (sa.update(_tenants)
-              .where(_tenants.c.id == sa.bindparam("tenant"), _tenants.c.balance - _tenants.c.held >= sa.bindparam("amount"))
+              .where(_tenants.c.id == sa.bindparam("tenant"),
+                     _tenants.c.balance - _tenants.c.held >= sa.bindparam("amount"))
               .values(held=_tenants.c.held + sa.bindparam("amount")).returning(_tenants.c.id))
 _INSERT_HOLD = sa.insert(_holds)
 _RESOLVE = (sa.update(_holds).where(_holds.c.id == sa.bindparam("hold"), _holds.c.status == "HELD")
