@@ -6,17 +6,20 @@ except under CI=true, where a missing service is a failure.
 """
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import uuid
 
 import pytest
 import sqlalchemy as sa
 from flask.globals import app_ctx
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from app import create_app
 from app.extensions import db
-from app.services import admins, tenants, users
+from app.services import admins, billing, catalog, tenants, users
 from app.services.audit import Actor
 from config import generate_secrets, load_config, normalize_database_url
 
@@ -117,6 +120,18 @@ def app(migrated, test_env, tmp_path):
         db.engine.dispose()
 
 
+@pytest.fixture
+def live_server(app):
+    """The per-test app (same database as the test) served on a real port."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
 class SeparateRequestsClient(FlaskClient):
     """The `app` fixture keeps one app context pushed for the whole test, and Flask reuses it for every
     test-client request: `g` (where Flask-Login and Flask-WTF cache per-request state) and the session's
@@ -161,6 +176,13 @@ class Factory:
 
     def tenant(self, name: str | None = None, **fields) -> tenants.CreatedTenant:
         return tenants.create_tenant(TEST_ACTOR, name=name or self._next("Tenant "), **fields)
+
+    def funded_tenant(self, name: str | None = None, credits: int = 1000) -> tenants.CreatedTenant:
+        """A tenant ready to generate: the model catalog seeded and `credits` recharged."""
+        catalog.seed_catalog(TEST_ACTOR)
+        created = self.tenant(name)
+        billing.recharge(created.tenant.id, credits, TEST_ACTOR)
+        return created
 
     def user(self, created: tenants.CreatedTenant, username: str | None = None, *, role: str = "member",
              password: str = PASSWORD, **fields):

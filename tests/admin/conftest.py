@@ -2,13 +2,10 @@
 and a live server plus headless Chromium for the browser tests."""
 from __future__ import annotations
 
-import logging
 import os
 import re
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, require
 
@@ -89,18 +86,6 @@ def chromium():
     yield browser
     browser.close()
     playwright.stop()
-
-
-@pytest.fixture
-def live_server(app):
-    """The per-test app (same database as the test) served on a real port."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per asset otherwise
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 @pytest.fixture

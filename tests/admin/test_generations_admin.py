@@ -11,7 +11,6 @@ import pytest
 
 from app.admin import generation_views
 from app.models import utcnow
-from app.services import billing, catalog
 from tests.admin.conftest import text_of
 from tests.conftest import TEST_ACTOR, key_headers
 
@@ -43,11 +42,7 @@ def generate_speech(client, created, text="Hello from the sandbox") -> None:
 @pytest.fixture
 def shop(make):
     """Two paying tenants over the seeded catalog."""
-    catalog.seed_catalog(TEST_ACTOR)
-    acme, globex = make.tenant("Acme Studio"), make.tenant("Globex")
-    for created in (acme, globex):
-        billing.recharge(created.tenant.id, 1000, TEST_ACTOR)
-    return acme, globex
+    return make.funded_tenant("Acme Studio"), make.funded_tenant("Globex")
 
 
 def listed(response) -> list[tuple[str, str]]:

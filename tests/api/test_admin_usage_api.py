@@ -8,8 +8,7 @@ from datetime import timedelta
 import pytest
 
 from app.models import utcnow
-from app.services import billing, catalog
-from tests.conftest import TEST_ACTOR, assert_error, key_headers
+from tests.conftest import assert_error, key_headers
 
 IMAGE = "doubao-seedream-4-0-250828"
 CHAT = "gemini-2.5-pro"
@@ -23,10 +22,7 @@ def admin_headers(make):
 
 @pytest.fixture
 def acme(make):
-    catalog.seed_catalog(TEST_ACTOR)
-    created = make.tenant("Acme")
-    billing.recharge(created.tenant.id, 1000, TEST_ACTOR)
-    return created
+    return make.funded_tenant("Acme")
 
 
 def test_usage_answers_records_and_a_summary_by_operation(client, acme, admin_headers):

@@ -14,7 +14,7 @@ import pytest
 from flask_jwt_extended import create_access_token
 
 from app.services import api_keys
-from tests.conftest import PASSWORD, TEST_ACTOR, assert_error, key_headers, make_app
+from tests.conftest import PASSWORD, TEST_ACTOR, assert_error, make_app
 
 JSON_PREFIXES = ("/api/v1", "/admin/api")
 BODY_METHODS = ("POST", "PATCH", "PUT")

@@ -22,10 +22,7 @@ CHAT = "gemini-2.5-pro"                # PER_TOKEN: 2 in / 8 out per 1k
 
 @pytest.fixture
 def acme(make):
-    catalog.seed_catalog(TEST_ACTOR)
-    created = make.tenant("Acme")
-    billing.recharge(created.tenant.id, 1000, TEST_ACTOR)
-    return created
+    return make.funded_tenant("Acme")
 
 
 def balance(created):

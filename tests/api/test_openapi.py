@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 
@@ -178,18 +177,6 @@ def test_docs_page_uses_only_local_assets_that_are_served(client):
 def test_docs_page_answers_without_credentials_or_a_session(app):
     response = app.test_client(use_cookies=False).get("/api/v1/docs")
     assert response.status_code == 200
-
-
-@pytest.fixture
-def live_server(app):
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import CreditHold, Gateway, Generation, StoredFile
-from app.services import billing, catalog, gateway, ledger, storage
+from app.services import gateway, ledger, storage
 from app.services.crypto import encrypt
-from tests.conftest import TEST_ACTOR, _empty_all_tables, assert_error, key_headers, make_app
+from tests.conftest import _empty_all_tables, assert_error, key_headers, make_app
 from tests.sandbox.conftest import LiveSandbox, free_port
 
 SECRET = "live-gateway-secret"
@@ -68,10 +68,7 @@ def app(migrated, test_env, tmp_path, first):
 
 @pytest.fixture
 def acme(make):
-    catalog.seed_catalog(TEST_ACTOR)
-    created = make.tenant("Acme")
-    billing.recharge(created.tenant.id, 1000, TEST_ACTOR)
-    return created
+    return make.funded_tenant("Acme")
 
 
 def add_gateway(name: str, base_url: str, *, priority: int, secret: str = SECRET) -> Gateway:

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
-import threading
 import wave
 
 import openai
 import pytest
 import requests
 from openai import OpenAI
-from werkzeug.serving import make_server
 
 from app.extensions import db
 from app.services import billing, catalog, ledger, tenants
@@ -27,32 +24,17 @@ CHAT = "gemini-2.5-pro"                # PER_TOKEN: 2 in / 8 out per 1k
 
 
 @pytest.fixture
-def live(app):
-    """The per-test app served on 127.0.0.1 (same database as the test)."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-
-
-@pytest.fixture
 def acme(make):
-    catalog.seed_catalog(TEST_ACTOR)
-    created = make.tenant("Acme")
-    billing.recharge(created.tenant.id, 1000, TEST_ACTOR)
-    return created
+    return make.funded_tenant("Acme")
 
 
-def sdk(live: str, api_key: str) -> OpenAI:
-    return OpenAI(base_url=f"{live}/api/v1", api_key=api_key, max_retries=0, timeout=30)
+def sdk(live_server: str, api_key: str) -> OpenAI:
+    return OpenAI(base_url=f"{live_server}/api/v1", api_key=api_key, max_retries=0, timeout=30)
 
 
 @pytest.fixture
-def oai(live, acme) -> OpenAI:
-    return sdk(live, acme.api_key_plaintext)
+def oai(live_server, acme) -> OpenAI:
+    return sdk(live_server, acme.api_key_plaintext)
 
 
 @pytest.fixture(autouse=True)
@@ -144,12 +126,12 @@ def test_a_retried_request_with_its_idempotency_key_is_charged_once(oai, acme):
 
 # --- errors: the SDK raises the exception a client branches on --------------------------------------
 
-def test_insufficient_credits_is_a_402_status_error(live, make):
+def test_insufficient_credits_is_a_402_status_error(live_server, make):
     catalog.seed_catalog(TEST_ACTOR)
     poor = make.tenant("Poor")
     billing.recharge(poor.tenant.id, 19, TEST_ACTOR)
     with pytest.raises(openai.APIStatusError) as raised:
-        sdk(live, poor.api_key_plaintext).images.generate(model=IMAGE, prompt="a fox")
+        sdk(live_server, poor.api_key_plaintext).images.generate(model=IMAGE, prompt="a fox")
     assert raised.value.status_code == 402 and raised.value.code == "insufficient_credits"
     assert credits(poor) == (19, 0)
 
@@ -161,11 +143,11 @@ def test_unknown_model_is_not_found(oai, acme):
     assert credits(acme) == (1000, 0)
 
 
-def test_a_bad_key_is_an_authentication_error(live, acme):
+def test_a_bad_key_is_an_authentication_error(live_server, acme):
     with pytest.raises(openai.AuthenticationError):
-        sdk(live, "wk_live_" + "x" * 40).models.list()
+        sdk(live_server, "wk_live_" + "x" * 40).models.list()
     with pytest.raises(openai.AuthenticationError):
-        sdk(live, "wk_live_" + "x" * 40).images.generate(model=IMAGE, prompt="a fox")
+        sdk(live_server, "wk_live_" + "x" * 40).images.generate(model=IMAGE, prompt="a fox")
     assert credits(acme) == (1000, 0)
 
 
