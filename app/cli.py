@@ -27,7 +27,7 @@ def _fail(error: DomainError):
 
 def init_app(app: Flask) -> None:
     for group in (secrets_cli, admins_cli, tenants_cli, demo_cli, keys_cli, ledger_cli, holds_cli, catalog_cli,
-                  credits_cli, idempotency_cli):
+                  credits_cli, idempotency_cli, storage_cli):
         app.cli.add_command(group)
 
 
@@ -285,3 +285,15 @@ def idempotency_cli():
 def idempotency_purge():
     from app.services import idempotency
     click.echo(f"Purged {idempotency.purge_expired()} key(s).")
+
+
+@click.group("storage", help="Stored objects.")
+def storage_cli():
+    pass
+
+
+@storage_cli.command("sweep", help="Delete objects recorded but never confirmed (their generation failed or "
+                                   "its process died).")
+def storage_sweep():
+    from app.storage import service as storage
+    click.echo(f"Swept {storage.sweep_unconfirmed()} unconfirmed object(s).")

@@ -1,4 +1,4 @@
-"""GET /files/<key>: stored results at signed, expiring URLs (app/services/storage.py signs them).
+"""GET /files/<key>: stored results at signed, expiring URLs (app/storage/signing.py signs them).
 
 Plain responses, not the API's JSON envelope: these URLs end up in <img> and <audio> tags. A bad or
 expired signature is 403, a missing object 404 (both raised by the service as domain errors).
@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from flask import Blueprint, request, send_file
 
-from app.services import storage
+from app.storage import signing
 
 bp = Blueprint("files", __name__)
 
 
 @bp.get("/files/<path:key>")
 def serve(key: str):
-    signed = storage.open_signed(key, request.args.get("expires", ""), request.args.get("sig", ""))
+    signed = signing.open_signed(key, request.args.get("expires", ""), request.args.get("sig", ""))
     response = send_file(signed.file, mimetype=signed.stored.content_type, download_name=key.rsplit("/", 1)[-1],
                          conditional=False, etag=str(signed.stored.id), last_modified=signed.stored.created_at)
     response.content_length = signed.size

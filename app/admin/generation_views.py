@@ -16,7 +16,9 @@ from app.admin.forms import Form, checkbox, day, text, whole_number
 from app.admin.views import FIXABLE, SECTIONS, respond, tenant_section, wants_fragment
 from app.errors import InvalidInput
 from app.models import GENERATION_STATUSES, MODEL_KINDS, utcnow
-from app.services import gateways, storage, tenants, usage
+from app.services import gateways, tenants, usage
+from app.storage import service as storage
+from app.storage import signing
 from app.services import generation as generations
 
 GENERATIONS_PER_PAGE = 50
@@ -56,15 +58,11 @@ class Preview:
     size_bytes: int | None
 
 
-def _previews(results: list[dict]) -> list[Preview]:
+def _previews(files) -> list[Preview]:
     previews = []
-    for result in results:
-        if not result.get("storage_key"):
-            continue
-        content_type = result.get("content_type") or "application/octet-stream"
-        element = {"image": "img", "audio": "audio", "video": "video"}.get(content_type.split("/")[0], "file")
-        previews.append(Preview(storage.signed_key_url(result["storage_key"]), element, content_type,
-                                result.get("size_bytes")))
+    for stored in files:
+        element = {"image": "img", "audio": "audio", "video": "video"}.get(stored.content_type.split("/")[0], "file")
+        previews.append(Preview(signing.signed_url(stored), element, stored.content_type, stored.size_bytes))
     return previews
 
 
@@ -87,7 +85,7 @@ def generation_detail(generation_id):
     detail = generations.generation_detail(generation_id)
     generation = detail.generation
     return render_template("admin/generation_detail.html", detail=detail,
-                   generation=generation, previews=_previews(generation.results), steps=_steps(generation.timeline),
+                   generation=generation, previews=_previews(storage.files_of([generation.id])[generation.id]), steps=_steps(generation.timeline),
                    params=json.dumps(generation.params, indent=2, ensure_ascii=False))
 
 

@@ -16,7 +16,10 @@ from app.api.schema import Body, Out, Query, endpoint
 from app.errors import Forbidden
 from app.models import Generation
 from app.services import generation as generations
-from app.services import storage, usage
+from app.services import usage
+from app.storage import service as storage
+from app.storage import signing
+from app.storage.models import StoredFile
 
 AUTH = ("api_key", "member")
 
@@ -132,19 +135,30 @@ def _idempotency_key() -> str | None:
     return request.headers.get("Idempotency-Key")
 
 
-def _file_url(result: dict) -> str:
-    return storage.signed_key_url(result["storage_key"], external_base=request.host_url)
+def _file_url(stored: StoredFile) -> str:
+    return signing.signed_url(stored, external_base=request.host_url)
 
 
-def generation_dict(generation: Generation) -> dict:
-    hidden = ("original_url", "storage_key")
-    results = [{**{k: v for k, v in r.items() if k not in hidden}, "url": _file_url(r)} for r in generation.results]
+def generation_dict(generation: Generation, files: list[StoredFile]) -> dict:
+    """Each result as its StoredFile says (the only record of the object), with what the gateway said of it."""
+    described = {r.get("file_id"): r for r in generation.results}
+    results = []
+    for stored in files:
+        about = described.get(str(stored.id), {})
+        results.append({"file_id": str(stored.id), "content_type": stored.content_type,
+                        "size_bytes": stored.size_bytes, "revised_prompt": about.get("revised_prompt"),
+                        **({"duration": about["duration"]} if "duration" in about else {}),
+                        "url": _file_url(stored)})
     error = {"code": generation.error_code, "message": generation.error_message} if generation.error_code else None
     return {"id": str(generation.id), "object": "generation", "kind": generation.kind, "model": generation.model,
             "status": generation.status, "is_test": generation.is_test, "credits_held": generation.credits_held,
             "credits_charged": generation.credits_charged, "results": results, "output": generation.output,
             "error": error, "timeline": generation.timeline, "created_at": generation.created_at.isoformat(),
             "completed_at": generation.completed_at.isoformat() if generation.completed_at else None}
+
+
+def _files(generation: Generation) -> list[StoredFile]:
+    return storage.files_of([generation.id])[generation.id]
 
 
 def _gateway_size(body: ImageIn) -> str | None:
@@ -170,15 +184,16 @@ def create_images(body: ImageIn):
     params = {k: v for k, v in params.items() if v is not None}
     if body.run_async:
         generation = generations.run_in_background(_caller(), "image", params, idempotency_key=_idempotency_key())
-        return jsonify(generation_dict(generation)), 202
+        return jsonify(generation_dict(generation, _files(generation))), 202
     generation = generations.run(_caller(), "image", params, idempotency_key=_idempotency_key())
+    prompts = {r.get("file_id"): r.get("revised_prompt") for r in generation.results}
     data = []
-    for result in generation.results:
-        item = {"revised_prompt": result.get("revised_prompt")}
+    for stored in _files(generation):
+        item = {"revised_prompt": prompts.get(str(stored.id))}
         if body.response_format == "b64_json":
-            item["b64_json"] = base64.b64encode(storage.read_object(result["storage_key"])).decode()
+            item["b64_json"] = base64.b64encode(storage.read(stored)).decode()
         else:
-            item["url"] = _file_url(result)
+            item["url"] = _file_url(stored)
         data.append(item)
     return jsonify({"created": int(generation.created_at.timestamp()), "data": data,
                     "generation_id": str(generation.id)})
@@ -191,8 +206,8 @@ def create_speech(body: SpeechIn):
     params = {k: v for k, v in {"model": body.model, "input": body.input, "voice": body.voice,
                                 "speed": body.speed}.items() if v is not None}
     generation = generations.run(_caller(), "audio", params, idempotency_key=_idempotency_key())
-    result = generation.results[0]
-    return Response(storage.read_object(result["storage_key"]), mimetype=result["content_type"],
+    stored = _files(generation)[0]
+    return Response(storage.read(stored), mimetype=stored.content_type,
                     headers={"X-Generation-Id": str(generation.id)})
 
 
@@ -250,7 +265,8 @@ def list_generations(query: GenerationsQuery):
     page = generations.list_generations(principal.tenant.id, user_id=own, kind=query.kind, status=query.status,
                                         model=query.model, date_from=query.date_from, date_to=query.date_to,
                                         cursor=query.cursor, limit=query.limit)
-    return jsonify({"object": "list", "data": [generation_dict(g) for g in page.generations],
+    files = storage.files_of(g.id for g in page.generations)
+    return jsonify({"object": "list", "data": [generation_dict(g, files[g.id]) for g in page.generations],
                     "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor})
 
 
@@ -260,7 +276,8 @@ def list_generations(query: GenerationsQuery):
 def show_generation(generation_id: str):
     principal = current_principal()
     own = principal.user.id if principal.kind == "member" else None
-    return jsonify(generation_dict(generations.get_generation(principal.tenant.id, generation_id, user_id=own)))
+    generation = generations.get_generation(principal.tenant.id, generation_id, user_id=own)
+    return jsonify(generation_dict(generation, _files(generation)))
 
 
 @bp.get("/usage")

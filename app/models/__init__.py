@@ -4,13 +4,13 @@ from app.models.audit import AuditLog
 from app.models.base import Base, parse_uuid, utcnow
 from app.models.billing import (BILLING_TYPES, ENTRY_TYPES, HOLD_STATUSES, MODEL_KINDS, AiModel, CreditHold,
                                 IdempotencyKey, LedgerEntry, PlatformSetting, PriceRule)
-from app.models.generation import (GENERATION_STATUSES, Gateway, Generation, StoredFile, UsageDaily,
-                                   UsageRecord)
+from app.models.generation import GENERATION_STATUSES, Gateway, Generation, UsageDaily, UsageRecord
 from app.models.tenant import KEY_MODES, KEY_SCOPES, OSS_MODES, ApiKey, Tenant
 from app.models.user import USER_ROLES, RefreshToken, TenantDevice, TenantUser, UserSession
+from app.storage.models import FILE_STATUSES, StoredFile
 
 __all__ = [
-    "GENERATION_STATUSES", "Gateway", "Generation", "StoredFile", "UsageDaily", "UsageRecord",
+    "FILE_STATUSES", "GENERATION_STATUSES", "Gateway", "Generation", "StoredFile", "UsageDaily", "UsageRecord",
     "AiModel", "BILLING_TYPES", "CreditHold", "ENTRY_TYPES", "HOLD_STATUSES", "IdempotencyKey", "LedgerEntry",
     "MODEL_KINDS", "PlatformSetting", "PriceRule",
     "AdminToken", "ApiKey", "AuditLog", "Base", "KEY_MODES", "KEY_SCOPES", "OSS_MODES", "PlatformAdmin",

@@ -67,23 +67,6 @@ class Generation(IdMixin, TimestampMixin, Base):
         return str(self.user_id) if self.user_id else "api"
 
 
-class StoredFile(IdMixin, Base):
-    """An object we wrote to a tenant's storage, metered against its storage_used_bytes."""
-
-    __tablename__ = "stored_files"
-
-    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    generation_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("generations.id", ondelete="SET NULL"),
-                                                            index=True)
-    backend: Mapped[str] = mapped_column(sa.String(16))
-    storage_key: Mapped[str] = mapped_column(sa.String(400), unique=True)
-    content_type: Mapped[str] = mapped_column(sa.String(100))
-    size_bytes: Mapped[int] = mapped_column(sa.BigInteger)
-    original_url: Mapped[str | None] = mapped_column(sa.String(2000))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    deleted_at: Mapped[datetime | None]
-
-
 class UsageRecord(IdMixin, Base):
     """The analytics row of one billable call, success or failure."""
 

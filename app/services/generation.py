@@ -23,11 +23,12 @@ from app.errors import DomainError, InvalidInput, NotFound
 from app.extensions import db
 from app.models import (AiModel, ApiKey, CreditHold, Gateway, Generation, IdempotencyKey, PriceRule, Tenant,
                         TenantUser, parse_uuid, utcnow)
-from app.services import catalog, gateway, idempotency, ledger, pricing, sandbox_link, storage, usage
+from app.services import catalog, gateway, idempotency, ledger, pricing, sandbox_link, usage
 from app.services.audit import Actor
 from app.services.fetch import fetch_result
 from app.services.paging import newest_first, one_page
 from app.services.tenancy import get_for_tenant
+from app.storage import service as storage
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,8 @@ def execute(started: Started) -> Generation:
         if generation.hold_id is not None:
             ledger.settle(generation.hold_id, credits, _system_actor(generation),
                           description=f"{generation.kind} {generation.model}")
+        if generation.results:
+            storage.confirm(generation.tenant_id, generation.id)
         usage.record(generation, status="success", credits=credits, input_tokens=measured.input_tokens,
                      output_tokens=measured.output_tokens, seconds=measured.seconds,
                      quantity=measured.images or measured.characters, latency_ms=generation.upstream_ms)
@@ -209,6 +212,7 @@ def fail(started: Started, code: str, message: str) -> None:
         return
     if generation.hold_id is not None:
         ledger.release(generation.hold_id)
+    storage.discard_pending(generation.id)
     generation.error_code, generation.error_message = code, message[:1000]
     generation.completed_at = utcnow()
     _mark(generation, "FAILED")
@@ -232,12 +236,12 @@ def _store(generation: Generation, items: list[dict], kind: str) -> list[dict]:
     stored = []
     for index, item in enumerate(items):
         fetched = fetch_result(item["url"], kind=kind, session=session)
-        row = storage.store_result(tenant_id=generation.tenant_id, generation_id=generation.id,
-                                   caller=generation.caller,
-                                   index=index, data=fetched.data, content_type=fetched.content_type,
-                                   original_url=item["url"][:2000])
-        stored.append({"file_id": str(row.id), "storage_key": row.storage_key, "content_type": row.content_type,
-                       "size_bytes": row.size_bytes,
+        # Recorded (and committed) before it is written: a crash from here on leaves a row to sweep.
+        row = storage.record_pending(tenant_id=generation.tenant_id, generation_id=generation.id,
+                                     caller=generation.caller, index=index, content_type=fetched.content_type,
+                                     original_url=item["url"])
+        storage.write(row, fetched.data)
+        stored.append({"file_id": str(row.id), "content_type": row.content_type, "size_bytes": row.size_bytes,
                        "original_url": item["url"][:2000], "revised_prompt": item.get("revised_prompt"),
                        **({"duration": item["duration"]} if item.get("duration") is not None else {})})
     return stored

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import CreditHold, Gateway, Generation, StoredFile
-from app.services import gateway, ledger, storage
+from app.services import gateway, ledger
+from app.storage import service as storage
 from app.services.crypto import encrypt
 from tests.conftest import _empty_all_tables, assert_error, key_headers, make_app
 from tests.sandbox.conftest import LiveSandbox, free_port
@@ -131,7 +132,7 @@ def test_results_on_the_gateways_loopback_host_are_copied_into_our_storage(clien
     generation = db.session.get(Generation, uuid.UUID(response.get_json()["generation_id"]))
     original = generation.results[0]["original_url"]
     assert original.startswith(f"{first.url}/files/")  # 127.0.0.1: allowed only because it is the gateway
-    ours = storage.read_object(generation.results[0]["storage_key"])
+    ours = storage.read(storage.files_of([generation.id])[generation.id][0])
     assert ours == requests.get(original, timeout=5).content and ours.startswith(b"\x89PNG")
     stored = db.session.scalar(sa.select(StoredFile).where(StoredFile.generation_id == generation.id))
     assert stored.size_bytes == len(ours)

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Generation, StoredFile, Tenant
-from app.services import storage
-from app.services.storage import LocalStorage, UnsafeKey
+from app.storage import backends, signing
+from app.storage import service as storage
+from app.storage.backends import LocalStorage, UnsafeKey
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 120
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x01" * 200
@@ -35,9 +36,11 @@ def used_bytes(tenant_id) -> int:
 
 def store(created, generation, index: int = 0, data: bytes = PNG, content_type: str = "image/png",
           caller: str = "api") -> StoredFile:
-    stored = storage.store_result(tenant_id=created.tenant.id, generation_id=generation.id, caller=caller,
-                                  index=index, data=data, content_type=content_type,
-                                  original_url="https://cdn.vendor.example/result.png?sig=abc")
+    stored = storage.record_pending(tenant_id=created.tenant.id, generation_id=generation.id, caller=caller,
+                                    index=index, content_type=content_type,
+                                    original_url="https://cdn.vendor.example/result.png?sig=abc")
+    storage.write(stored, data)
+    storage.confirm(created.tenant.id, generation.id)
     db.session.commit()
     return stored
 
@@ -133,14 +136,17 @@ def test_the_meter_adds_in_sql_without_overwriting_concurrent_changes(app, make)
     assert used_bytes(created.tenant.id) == 1000 + len(PNG)
 
 
-def test_store_result_leaves_the_commit_to_the_caller(app, make):
+def test_confirming_leaves_the_commit_to_the_caller(app, make):
     created = make.tenant()
     generation = generation_for(created)
-    stored = storage.store_result(tenant_id=created.tenant.id, generation_id=generation.id, caller="api",
-                                  index=0, data=PNG, content_type="image/png", original_url=None)
+    stored = storage.record_pending(tenant_id=created.tenant.id, generation_id=generation.id, caller="api",
+                                    index=0, content_type="image/png", original_url=None)
+    storage.write(stored, PNG)
     key = stored.storage_key
-    db.session.rollback()  # the caller's transaction failed: nothing was metered or recorded
-    storage.backend().delete(key)
+    storage.confirm(created.tenant.id, generation.id)
+    db.session.rollback()  # the caller's (settling) transaction failed: nothing was metered
+    storage.discard_pending(generation.id)  # what a failed generation does with its objects
+    db.session.commit()
     assert used_bytes(created.tenant.id) == 0
     assert db.session.scalar(sa.select(sa.func.count()).select_from(StoredFile)) == 0
     assert not (Path(app.config["STORAGE_DIR"]) / key).exists()
@@ -148,10 +154,9 @@ def test_store_result_leaves_the_commit_to_the_caller(app, make):
 
 def test_a_very_long_vendor_url_is_kept_truncated(app, make):
     created = make.tenant()
-    stored = storage.store_result(tenant_id=created.tenant.id, generation_id=generation_for(created).id,
-                                  caller="api", index=0, data=PNG, content_type="image/png",
-                                  original_url="https://cdn.example/" + "x" * 5000)
-    db.session.commit()
+    stored = storage.record_pending(tenant_id=created.tenant.id, generation_id=generation_for(created).id,
+                                    caller="api", index=0, content_type="image/png",
+                                    original_url="https://cdn.example/" + "x" * 5000)
     assert len(stored.original_url) == 2000
 
 
@@ -160,7 +165,7 @@ def test_a_very_long_vendor_url_is_kept_truncated(app, make):
 def test_a_signed_url_serves_the_bytes_with_their_type(app, client, make):
     created = make.tenant()
     stored = store(created, generation_for(created), 0, PNG)
-    url = storage.signed_url(stored, expires_in=600)
+    url = signing.signed_url(stored, expires_in=600)
     assert url.startswith(f"/files/{stored.storage_key}?expires=")
 
     response = client.get(url)
@@ -178,7 +183,7 @@ def test_a_signed_url_serves_the_bytes_with_their_type(app, client, make):
 def test_signed_urls_support_ranges_and_revalidation(client, make):
     created = make.tenant()
     stored = store(created, generation_for(created), 0, WAV, "audio/wav")
-    url = storage.signed_url(stored)
+    url = signing.signed_url(stored)
     partial = client.get(url, headers={"Range": "bytes=0-3"})
     assert partial.status_code == 206
     assert partial.data == b"RIFF"
@@ -190,7 +195,7 @@ def test_signed_urls_support_ranges_and_revalidation(client, make):
 def test_an_external_base_makes_the_url_absolute(client, make):
     created = make.tenant()
     stored = store(created, generation_for(created))
-    url = storage.signed_url(stored, external_base="https://files.waule.example/")
+    url = signing.signed_url(stored, external_base="https://files.waule.example/")
     assert url.startswith(f"https://files.waule.example/files/{stored.storage_key}?")
     split = urlsplit(url)
     assert client.get(f"{split.path}?{split.query}").data == PNG
@@ -206,14 +211,14 @@ def _with_query(url: str, **changes) -> str:
 def test_tampered_expired_or_missing_signatures_are_forbidden(client, make):
     created = make.tenant()
     stored = store(created, generation_for(created))
-    url = storage.signed_url(stored)
+    url = signing.signed_url(stored)
     signature = parse_qs(urlsplit(url).query)["sig"][0]
     flipped = ("0" if signature[0] != "0" else "1") + signature[1:]
     later = int(parse_qs(urlsplit(url).query)["expires"][0]) + 86400
 
     for bad in (_with_query(url, sig=flipped), _with_query(url, expires=later), _with_query(url, sig=""),
                 _with_query(url, expires="soon"), urlsplit(url).path,
-                storage.signed_url(stored, expires_in=-5)):
+                signing.signed_url(stored, expires_in=-5)):
         response = client.get(bad)
         assert response.status_code == 403, bad
         assert not response.is_json
@@ -223,7 +228,7 @@ def test_tampered_expired_or_missing_signatures_are_forbidden(client, make):
 def test_an_expired_url_is_forbidden_even_with_a_valid_signature(client, make):
     created = make.tenant()
     stored = store(created, generation_for(created))
-    url = storage.signed_url(stored, expires_in=1)
+    url = signing.signed_url(stored, expires_in=1)
     assert client.get(url).status_code == 200
     time.sleep(1.1)
     response = client.get(url)
@@ -236,7 +241,7 @@ def test_a_url_signed_for_one_key_does_not_open_another(client, make):
     generation = generation_for(created)
     mine = store(created, generation, 0, PNG)
     other = store(make.tenant(), generation_for(make.tenant()), 0, WAV, "audio/wav")
-    query = urlsplit(storage.signed_url(mine)).query
+    query = urlsplit(signing.signed_url(mine)).query
     response = client.get(f"/files/{other.storage_key}?{query}")
     assert response.status_code == 403
     assert response.data != WAV
@@ -245,12 +250,12 @@ def test_a_url_signed_for_one_key_does_not_open_another(client, make):
 def test_a_signed_url_for_a_missing_object_is_not_found(app, client, make):
     created = make.tenant()
     stored = store(created, generation_for(created))
-    url = storage.signed_url(stored)
-    storage.backend().delete(stored.storage_key)
+    url = signing.signed_url(stored)
+    backends.current().delete(stored.storage_key)
     assert client.get(url).status_code == 404
 
     unrecorded = StoredFile(storage_key=f"tenants/{created.tenant.id}/api/2025/01/nothing-0.png")
-    assert client.get(storage.signed_url(unrecorded)).status_code == 404
+    assert client.get(signing.signed_url(unrecorded)).status_code == 404
 
 
 def test_a_signed_url_with_a_traversal_key_is_never_served(app, client, make):
@@ -258,6 +263,48 @@ def test_a_signed_url_with_a_traversal_key_is_never_served(app, client, make):
     root.mkdir(parents=True, exist_ok=True)
     (root.parent / "outside.png").write_bytes(PNG)
     crafted = StoredFile(storage_key="../outside.png")
-    response = client.get(storage.signed_url(crafted))
+    response = client.get(signing.signed_url(crafted))
     assert response.status_code in (403, 404)
     assert response.data != PNG
+
+
+# --- nothing stored is unaccounted for -----------------------------------------------------------------
+
+def test_a_generation_whose_settle_fails_leaves_neither_object_nor_row(app, client, make, monkeypatch):
+    from app.services import ledger
+    from tests.conftest import key_headers
+    created = make.funded_tenant()
+
+    def broken_settle(*args, **kwargs):
+        raise RuntimeError("the database went away mid-settle")
+
+    monkeypatch.setattr(ledger, "settle", broken_settle)
+    response = client.post("/api/v1/images/generations", headers=key_headers(created),
+                           json={"model": "doubao-seedream-4-0-250828", "prompt": "a fox", "n": 2})
+    assert response.status_code == 500
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(StoredFile)) == 0
+    root = Path(app.config["STORAGE_DIR"])
+    assert [path for path in root.rglob("*") if path.is_file()] == []
+    assert used_bytes(created.tenant.id) == 0
+    assert ledger.account(created.tenant.id).held == 0
+
+
+def test_the_sweep_deletes_objects_a_killed_process_never_confirmed(app, make):
+    created = make.tenant()
+    dead, running = generation_for(created), generation_for(created)
+    orphan = storage.record_pending(tenant_id=created.tenant.id, generation_id=dead.id, caller="api", index=0,
+                                    content_type="image/png", original_url=None)
+    storage.write(orphan, PNG)  # ... and the process died before its settle
+    in_flight = storage.record_pending(tenant_id=created.tenant.id, generation_id=running.id, caller="api",
+                                       index=0, content_type="image/png", original_url=None)
+    storage.write(in_flight, PNG)
+    db.session.rollback()
+    dead.status = "FAILED"  # what the stuck-generation sweep makes of it
+    db.session.commit()
+
+    assert storage.sweep_unconfirmed() == 1
+    root = Path(app.config["STORAGE_DIR"])
+    assert not (root / orphan.storage_key).exists()
+    assert (root / in_flight.storage_key).exists()  # its generation may still confirm it
+    assert db.session.scalars(sa.select(StoredFile.id)).all() == [in_flight.id]
+    assert used_bytes(created.tenant.id) == 0

@@ -1,0 +1,55 @@
+"""The local filesystem under STORAGE_DIR: the embedded default."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO
+
+
+class UnsafeKey(ValueError):
+    """A storage key that could name something outside the storage area."""
+
+
+def check_key(key: str) -> list[str]:
+    parts = key.split("/")
+    if (not key or key.startswith("/") or "\\" in key or "\x00" in key
+            or any(part in ("", ".", "..") or part.startswith(".") for part in parts)):
+        raise UnsafeKey(f"unsafe storage key {key!r}")
+    return parts
+
+
+class LocalStorage:
+    """Files under a root folder. Writes are atomic (temp file, then rename), so a reader never sees
+    half an object."""
+
+    name = "local"
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+
+    def _path(self, key: str) -> Path:
+        path = self.root.joinpath(*check_key(key)).resolve()
+        if not path.is_relative_to(self.root) or path == self.root:
+            raise UnsafeKey(f"storage key {key!r} resolves outside the storage directory")
+        return path
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            with open(draft, "xb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(draft, path)
+        except BaseException:
+            draft.unlink(missing_ok=True)
+            raise
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)

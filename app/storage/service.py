@@ -1,0 +1,158 @@
+"""Objects in a tenant's storage, and the meter of their bytes.
+
+Nothing stored is ever unaccounted for. An object is recorded first (a PENDING StoredFile row,
+committed), then written, then confirmed in the transaction that settles its generation, which also
+adds its size to the tenant's storage_used_bytes in SQL. A generation that fails discards its pending
+objects; a process killed between the write and the settle leaves a PENDING row, and the sweep
+deletes its object once its generation is over.
+
+Objects are keyed `tenants/{tenant}/{member id | api}/{yyyy}/{mm}/{generation}-{index}.{ext}`.
+"""
+from __future__ import annotations
+
+import logging
+import mimetypes
+import re
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import BinaryIO
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Generation, Tenant
+from app.models.base import utcnow
+from app.storage import backends
+from app.storage.backends import UnsafeKey
+from app.storage.models import StoredFile
+
+log = logging.getLogger(__name__)
+
+_CALLER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_EXTENSIONS = {
+    "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif", "image/avif": "avif",
+    "audio/mpeg": "mp3", "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/ogg": "ogg",
+    "audio/opus": "opus", "audio/flac": "flac", "audio/aac": "aac", "audio/mp4": "m4a", "audio/pcm": "pcm",
+    "video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov",
+    "application/octet-stream": "bin",
+}
+ORIGINAL_URL_MAX = 2000  # StoredFile.original_url; it is kept for reference only
+# A PENDING row this old is swept even if its generation looks alive: no generation runs for a day.
+PENDING_BACKSTOP = timedelta(days=1)
+FINAL_GENERATION_STATUSES = ("COMPLETED", "FAILED")
+
+
+def extension_for(content_type: str) -> str:
+    known = _EXTENSIONS.get(content_type.lower())
+    if known:
+        return known
+    guessed = (mimetypes.guess_extension(content_type) or "").lstrip(".")
+    return guessed if guessed.isalnum() else "bin"
+
+
+def object_key(tenant_id, caller: str, generation_id, index: int, content_type: str, now: datetime) -> str:
+    """`caller` is the member's id, or "api" for calls made with a key."""
+    if not _CALLER.match(str(caller)):
+        raise UnsafeKey(f"caller must be a member id or 'api', got {caller!r}")
+    tenant_id, generation_id = uuid.UUID(str(tenant_id)), uuid.UUID(str(generation_id))
+    return (f"tenants/{tenant_id}/{caller}/{now:%Y}/{now:%m}/"
+            f"{generation_id}-{int(index)}.{extension_for(content_type)}")
+
+
+def record_pending(*, tenant_id, generation_id, caller: str, index: int, content_type: str,
+                   original_url: str | None) -> StoredFile:
+    """Record an object about to be written, and commit the record (with whatever else the session
+    holds), so that a crash during the write leaves a row the sweep can find."""
+    backend = backends.current()
+    stored = StoredFile(id=uuid.uuid4(), tenant_id=tenant_id, generation_id=generation_id, backend=backend.name,
+                        storage_key=object_key(tenant_id, caller, generation_id, index, content_type, utcnow()),
+                        status="PENDING", position=index, content_type=content_type, size_bytes=0,
+                        original_url=original_url[:ORIGINAL_URL_MAX] if original_url else None)
+    db.session.add(stored)
+    db.session.commit()
+    return stored
+
+
+def write(stored: StoredFile, data: bytes) -> None:
+    """Write the bytes of a recorded object; its size is saved when the object is confirmed."""
+    backends.named(stored.backend).put(stored.storage_key, data, stored.content_type)
+    stored.size_bytes = len(data)
+
+
+_CONFIRM = (sa.update(StoredFile.__table__)
+            .where(StoredFile.__table__.c.generation_id == sa.bindparam("generation"),
+                   StoredFile.__table__.c.status == "PENDING")
+            .values(status="STORED").returning(StoredFile.__table__.c.size_bytes))
+
+
+def confirm(tenant_id: uuid.UUID, generation_id: uuid.UUID) -> int:
+    """In the caller's (settling) transaction: the generation's pending objects become STORED and
+    their bytes are added to the tenant's meter, in SQL. Returns the bytes metered."""
+    db.session.flush()  # the sizes `write` set
+    total = sum(db.session.execute(_CONFIRM, {"generation": generation_id}).scalars())
+    if total:
+        db.session.execute(sa.update(Tenant.__table__).where(Tenant.__table__.c.id == tenant_id)
+                           .values(storage_used_bytes=Tenant.__table__.c.storage_used_bytes + total))
+    return total
+
+
+def discard_pending(generation_id: uuid.UUID) -> int:
+    """Delete a generation's unconfirmed objects and their rows (the caller commits). A delete that
+    fails leaves the row for the sweep."""
+    rows = db.session.scalars(sa.select(StoredFile).where(StoredFile.generation_id == generation_id,
+                                                          StoredFile.status == "PENDING")).all()
+    return sum(_discard(row) for row in rows)
+
+
+def _discard(row: StoredFile) -> bool:
+    try:
+        backends.named(row.backend).delete(row.storage_key)
+    except (OSError, UnsafeKey, LookupError):
+        log.exception("could not delete unconfirmed object %s; the sweep will try again", row.id)
+        return False
+    db.session.delete(row)
+    return True
+
+
+def sweep_unconfirmed(now: datetime | None = None) -> int:
+    """Delete the objects of PENDING rows that will never confirm: their generation is over (or
+    gone), or the row is older than any generation runs. Each in its own transaction."""
+    now = now or utcnow()
+    over = sa.or_(StoredFile.generation_id.is_(None), Generation.id.is_(None),
+                  Generation.status.in_(FINAL_GENERATION_STATUSES), StoredFile.created_at < now - PENDING_BACKSTOP)
+    ids = db.session.scalars(
+        sa.select(StoredFile.id).outerjoin(Generation, Generation.id == StoredFile.generation_id)
+        .where(StoredFile.status == "PENDING", over)).all()
+    swept = 0
+    for file_id in ids:
+        row = db.session.get(StoredFile, file_id)
+        if row is not None and row.status == "PENDING" and _discard(row):
+            swept += 1
+        db.session.commit()
+    return swept
+
+
+# --- reading ----------------------------------------------------------------------------------------
+
+def open_file(stored: StoredFile) -> BinaryIO:
+    return backends.named(stored.backend).open(stored.storage_key)
+
+
+def read(stored: StoredFile) -> bytes:
+    with open_file(stored) as file:
+        return file.read()
+
+
+def files_of(generation_ids) -> dict[uuid.UUID, list[StoredFile]]:
+    """The stored (confirmed, not deleted) objects of each generation, in result order: one query."""
+    ids = list(generation_ids)
+    found: dict[uuid.UUID, list[StoredFile]] = defaultdict(list)
+    if not ids:
+        return found
+    for row in db.session.scalars(
+            sa.select(StoredFile).where(StoredFile.generation_id.in_(ids), StoredFile.status == "STORED",
+                                        StoredFile.deleted_at.is_(None))
+            .order_by(StoredFile.generation_id, StoredFile.position)):
+        found[row.generation_id].append(row)
+    return found
