@@ -38,11 +38,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from app import tasks
+    from app import jobs
     from app.services import sandbox_link, throttle
     throttle.init_app(app)
     sandbox_link.init_app(app)
-    tasks.init_app(app)
+    jobs.init_app(app)
 
     _register_blueprints(app)
     _register_request_hooks(app)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.errors import DomainError, InvalidInput, NotFound
+from app import jobs
 from app.extensions import db
 from app.models import (AiModel, ApiKey, CreditHold, Gateway, Generation, IdempotencyKey, PriceRule, Tenant,
                         TenantUser, parse_uuid, utcnow)
@@ -187,19 +188,22 @@ def run(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None 
 
 def run_in_background(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Generation:
     """Hold and record now, generate on the job queue; the client polls GET /generations/{id}."""
-    from app import tasks
     started = start(caller, kind, params, idempotency_key=idempotency_key)
     if isinstance(started, Replay):
         return started.generation
-    tasks.submit(_execute_by_id, started.generation.id, started.idempotency_id)
+    jobs.enqueue("generation.execute", generation_id=str(started.generation.id),
+                 idempotency_id=str(started.idempotency_id) if started.idempotency_id else None)
     return started.generation
 
 
-def _execute_by_id(generation_id: uuid.UUID, idempotency_id: uuid.UUID | None) -> None:
-    generation = db.session.get(Generation, generation_id)
+def execute_queued(generation_id: str, idempotency_id: str | None = None) -> None:
+    """The `generation.execute` job: run a generation that start() recorded."""
+    generation = db.session.get(Generation, uuid.UUID(generation_id))
+    if generation is None or generation.status != "PENDING":
+        return  # already run, or failed by a sweep
     model, rule = catalog.model_for_tenant(db.session.get(Tenant, generation.tenant_id), generation.model)
     try:
-        execute(Started(generation, model, rule, idempotency_id))
+        execute(Started(generation, model, rule, uuid.UUID(idempotency_id) if idempotency_id else None))
     except DomainError:
         pass  # recorded on the generation by execute()
 

@@ -1,5 +1,5 @@
-"""Background jobs. The embedded default is an in-process thread pool: enough for async image
-requests on one host. Each job runs in its own app context (its own database session)."""
+"""Where jobs run. The embedded default is a thread pool in the enqueuing process: enough for async
+image requests on one host. Each job runs in its own app context (its own database session)."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from flask import current_app
 
 from app.extensions import db
+from app.jobs.registry import resolve
 
 log = logging.getLogger(__name__)
 
@@ -17,15 +18,16 @@ def init_app(app) -> None:
                                                       thread_name_prefix="waule-job")
 
 
-def submit(function, *args) -> Future:
+def enqueue(name: str, **arguments) -> Future:
+    function = resolve(name)  # an unknown name fails here, in the caller, not later in a thread
     app = current_app._get_current_object()
 
     def run():
         with app.app_context():
             try:
-                function(*args)
+                function(**arguments)
             except Exception:
-                log.exception("background job %s failed", getattr(function, "__name__", function))
+                log.exception("job %s failed", name)
             finally:
                 db.session.remove()
 
