@@ -10,7 +10,8 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.errors import DomainError
+from app.core import counters
+from app.core.errors import DomainError
 from app.extensions import csrf, db, jwt, login_manager, migrate
 from config import load_config
 
@@ -99,16 +100,12 @@ def _register_request_hooks(app: Flask) -> None:
         response.headers["X-Request-Id"] = g.get("request_id", "")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if request.path.startswith("/api/"):
-            from app.services.api_keys import flush_key_usage
-            from app.services.gateway import flush_health
-            flush_key_usage()
-            flush_health()
+            counters.flush_all()
         return response
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from app.api.errors import (domain_error_response, http_error_response, internal_error_response,
-                                wants_json_errors)
+    from app.api.errors import domain_error_response, http_error_response, internal_error_response, wants_json_errors
 
     @app.errorhandler(DomainError)
     def handle_domain_error(error: DomainError):

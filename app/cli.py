@@ -10,12 +10,12 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from app.errors import DomainError, NotFound
+from app.core.crypto import random_token
+from app.core.errors import DomainError, NotFound
 from app.extensions import db
 from app.models import Tenant
 from app.services import admins, api_keys, billing, tenants, users
 from app.services.audit import Actor
-from app.services.crypto import random_token
 
 CLI = Actor(kind="system", name="cli")
 

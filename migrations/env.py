@@ -2,9 +2,8 @@ import logging
 from logging.config import fileConfig
 
 import sqlalchemy as sa
-from flask import current_app
-
 from alembic import context
+from flask import current_app
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -18,7 +17,7 @@ logger = logging.getLogger('alembic.env')
 
 def render_item(type_, obj, autogen_context):
     """Render our column types as plain SQLAlchemy ones, so migrations never import app code."""
-    from app.models.base import UTCDateTime
+    from app.core.db import UTCDateTime
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     if type_ == "type" and isinstance(obj, sa.JSON) and "postgresql" in getattr(obj, "_variant_mapping", {}):

@@ -17,7 +17,7 @@ from app.admin import bp
 from app.admin.auth import acting_admin
 from app.admin.forms import Form, day, optional_text, text, whole_number
 from app.admin.views import FIXABLE, SECTIONS, respond, tenant_section, wants_fragment
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
 from app.models import BILLING_TYPES, ENTRY_TYPES, MODEL_KINDS, utcnow
 from app.services import billing, catalog, gateways, pricing, tenants
 from app.services.idempotency import KeyReused

@@ -9,7 +9,7 @@ from datetime import date
 
 from werkzeug.datastructures import MultiDict
 
-from app.errors import DomainError, InvalidInput
+from app.core.errors import DomainError, InvalidInput
 
 
 class Form:

@@ -14,12 +14,12 @@ from app.admin import bp
 from app.admin.auth import acting_admin
 from app.admin.forms import Form, checkbox, day, text, whole_number
 from app.admin.views import FIXABLE, SECTIONS, respond, tenant_section, wants_fragment
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
 from app.models import GENERATION_STATUSES, MODEL_KINDS, utcnow
 from app.services import gateways, tenants, usage
+from app.services import generation as generations
 from app.storage import service as storage
 from app.storage import signing
-from app.services import generation as generations
 
 GENERATIONS_PER_PAGE = 50
 USAGE_PERIODS = (7, 30, 90)

@@ -10,7 +10,7 @@ from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import ExpiredSignatureError, InvalidTokenError
 
-from app.errors import Forbidden, Unauthenticated
+from app.core.errors import Forbidden, Unauthenticated
 from app.models import ApiKey, Tenant, TenantUser, UserSession
 from app.services.api_keys import find_usable_key, note_key_use
 from app.services.audit import Actor

@@ -10,7 +10,7 @@ import logging
 from flask import g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.errors import DomainError, Throttled
+from app.core.errors import DomainError, Throttled
 
 log = logging.getLogger(__name__)
 

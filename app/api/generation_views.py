@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api import bp
 from app.api.auth import current_principal
 from app.api.schema import Body, Out, Query, endpoint
-from app.errors import Forbidden
+from app.core.errors import Forbidden
 from app.models import Generation
 from app.services import generation as generations
 from app.services import usage

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from flask import Flask, jsonify, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
 
 
 class Body(BaseModel):

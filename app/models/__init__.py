@@ -1,9 +1,19 @@
 """Every model, imported here so Alembic and the app see one complete metadata."""
+from app.core.db import Base, parse_uuid, utcnow
 from app.models.admin import AdminToken, PlatformAdmin
 from app.models.audit import AuditLog
-from app.models.base import Base, parse_uuid, utcnow
-from app.models.billing import (BILLING_TYPES, ENTRY_TYPES, HOLD_STATUSES, MODEL_KINDS, AiModel, CreditHold,
-                                IdempotencyKey, LedgerEntry, PlatformSetting, PriceRule)
+from app.models.billing import (
+                                BILLING_TYPES,
+                                ENTRY_TYPES,
+                                HOLD_STATUSES,
+                                MODEL_KINDS,
+                                AiModel,
+                                CreditHold,
+                                IdempotencyKey,
+                                LedgerEntry,
+                                PlatformSetting,
+                                PriceRule,
+)
 from app.models.generation import GENERATION_STATUSES, Gateway, Generation, UsageDaily, UsageRecord
 from app.models.tenant import KEY_MODES, KEY_SCOPES, OSS_MODES, ApiKey, Tenant
 from app.models.user import USER_ROLES, RefreshToken, TenantDevice, TenantUser, UserSession

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, IdMixin, utcnow
+from app.core.db import Base, IdMixin, utcnow
 
 
 class PlatformAdmin(IdMixin, UserMixin, Base):

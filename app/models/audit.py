@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, IdMixin, utcnow
+from app.core.db import Base, IdMixin, utcnow
 
 
 class AuditLog(IdMixin, Base):

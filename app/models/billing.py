@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, IdMixin, TimestampMixin, utcnow
+from app.core.db import Base, IdMixin, TimestampMixin, utcnow
 
 MODEL_KINDS = ("image", "video", "audio", "chat", "midjourney")
 BILLING_TYPES = ("PER_REQUEST", "PER_IMAGE", "PER_SECOND", "DURATION_RESOLUTION", "PER_CHARACTER",

@@ -6,7 +6,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, IdMixin, TimestampMixin, utcnow
+from app.core.db import Base, IdMixin, TimestampMixin, utcnow
 
 GENERATION_STATUSES = ("PENDING", "GENERATING", "UPLOADING", "COMPLETED", "FAILED")
 

@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, IdMixin, TimestampMixin, utcnow
+from app.core.db import Base, IdMixin, TimestampMixin, utcnow
 from app.models.tenant import Tenant
 
 USER_ROLES = ("member", "admin")

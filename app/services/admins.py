@@ -5,12 +5,12 @@ import re
 
 import sqlalchemy as sa
 
-from app.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from app.core.crypto import digest, random_token
+from app.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from app.extensions import db
 from app.models import AdminToken, PlatformAdmin, parse_uuid, utcnow
 from app.services import audit
 from app.services.audit import Actor
-from app.services.crypto import digest, random_token
 from app.services.passwords import hash_password, verify_password
 from app.services.throttle import login_throttle
 

@@ -1,27 +1,22 @@
 """Tenant API keys: issue (shown once), authenticate, revoke, and count use without locking rows."""
 from __future__ import annotations
 
-import logging
 import re
-import threading
-import time
 import uuid
-from collections import defaultdict
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.orm import contains_eager
 
-from app.errors import InvalidInput, Unauthenticated
+from app.core.counters import BufferedCounter
+from app.core.crypto import digest, random_token
+from app.core.errors import InvalidInput, Unauthenticated
+from app.core.lookup import get_for_tenant, get_or_404
 from app.extensions import db
 from app.models import KEY_MODES, KEY_SCOPES, ApiKey, Tenant, utcnow
 from app.services import audit
 from app.services.audit import Actor
-from app.services.crypto import digest, random_token
-from app.services.tenancy import get_for_tenant, get_tenant
 
-log = logging.getLogger(__name__)
 KEY_PATTERN = re.compile(r"^wk_(live|test)_[A-Za-z0-9]{32}$")
 DEFAULT_SCOPES = ("generate",)
 
@@ -54,7 +49,7 @@ def issue_key(tenant: Tenant, actor: Actor, *, name: str = "default", mode: str 
 
 
 def create_key(tenant_id: uuid.UUID, actor: Actor, **options) -> tuple[ApiKey, str]:
-    key, raw = issue_key(get_tenant(tenant_id), actor, **options)
+    key, raw = issue_key(get_or_404(Tenant, tenant_id, what="tenant"), actor, **options)
     db.session.commit()
     return key, raw
 
@@ -91,45 +86,13 @@ def find_usable_key(raw: str) -> ApiKey:
     return key
 
 
-# Use counts are gathered in memory and written in one UPDATE per key every KEY_USAGE_FLUSH_SECONDS,
-# so a busy key costs one short row write per interval per process instead of one per request.
-_pending: dict[uuid.UUID, list] = defaultdict(lambda: [0, None])
-_pending_lock = threading.Lock()
-_last_flush = [time.monotonic()]
+_uses = BufferedCounter(ApiKey.__table__)
 
 
 def note_key_use(key_id: uuid.UUID) -> None:
-    with _pending_lock:
-        entry = _pending[key_id]
-        entry[0] += 1
-        entry[1] = utcnow()
+    _uses.add(key_id, {"request_count": 1}, {"last_used_at": utcnow()})
 
 
 def flush_key_usage(force: bool = False) -> int:
-    """Write the gathered counts; returns how many keys were updated."""
-    interval = current_app.config["KEY_USAGE_FLUSH_SECONDS"]
-    with _pending_lock:
-        if not _pending or (not force and time.monotonic() - _last_flush[0] < interval):
-            return 0
-        batch = dict(_pending)
-        _pending.clear()
-        _last_flush[0] = time.monotonic()
-    # Its own connection and transaction: never commits whatever the caller's session holds.
-    # Rows in id order: every process locks them in the same order, so two flushes cannot deadlock.
-    try:
-        with db.engine.begin() as connection:
-            for key_id, (count, last_used) in sorted(batch.items()):
-                connection.execute(
-                    sa.update(ApiKey).where(ApiKey.id == key_id)
-                    .values(request_count=ApiKey.request_count + count, last_used_at=last_used)
-                )
-    except sa.exc.SQLAlchemyError:
-        # Bookkeeping must never fail the response it rides on: keep the counts for the next flush.
-        log.exception("could not write API key use counts; keeping them for the next flush")
-        with _pending_lock:
-            for key_id, (count, last_used) in batch.items():
-                entry = _pending[key_id]
-                entry[0] += count
-                entry[1] = max(filter(None, (entry[1], last_used)))
-        return 0
-    return len(batch)
+    """Write the gathered use counts now; returns how many keys were updated."""
+    return _uses.flush(force)

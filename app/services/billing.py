@@ -10,14 +10,14 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from flask import current_app
 
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
+from app.core.paging import day_end, day_start, newest_first, one_page
+from app.core.transaction import atomic
 from app.extensions import db
 from app.models import ENTRY_TYPES, LedgerEntry, PlatformSetting, Tenant, utcnow
 from app.services import audit, idempotency, ledger, tenants
 from app.services.audit import Actor
-from app.services.paging import day_end, day_start, newest_first, one_page
-from app.services.tenancy import get_tenant
-from app.services.transaction import atomic
+from app.services.tenants import get_tenant
 
 SEAT_PRICE = "seat_price_credits"
 

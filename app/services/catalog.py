@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from app.errors import Forbidden, InvalidInput, NotFound
+from app.core.errors import Forbidden, InvalidInput, NotFound
 from app.extensions import db
 from app.models import AiModel, PriceRule, Tenant, parse_uuid
 from app.services import audit, pricing

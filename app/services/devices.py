@@ -7,12 +7,12 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import Forbidden, InvalidInput
+from app.core.errors import Forbidden, InvalidInput
+from app.core.lookup import get_for_tenant
 from app.extensions import db
 from app.models import Tenant, TenantDevice, TenantUser, UserSession, utcnow
 from app.services import audit
 from app.services.audit import Actor
-from app.services.tenancy import get_for_tenant
 
 
 def require_device_id(tenant: Tenant, device_id: str | None) -> str | None:

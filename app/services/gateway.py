@@ -22,10 +22,11 @@ from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 from urllib3.exceptions import NewConnectionError
 
-from app.errors import DomainError, InvalidInput
+from app.core.counters import BufferedCounter
+from app.core.crypto import decrypt
+from app.core.errors import DomainError, InvalidInput
 from app.extensions import db
 from app.models import Gateway, utcnow
-from app.services.crypto import decrypt
 
 log = logging.getLogger(__name__)
 SECRET_CONTEXT = "gateway.secret"
@@ -300,61 +301,18 @@ def health(target: Target) -> tuple[bool, str]:
 # --- health counters --------------------------------------------------------------------------------
 # Buffered like API-key use: one UPDATE per gateway per flush, not one per generation.
 
-_health: dict[uuid.UUID, dict] = {}
-_health_lock = threading.Lock()
-_health_flushed = [time.monotonic()]
+_health = BufferedCounter(Gateway.__table__)
 
 
 def note_health(target: Target, *, ok: bool, error: str | None = None) -> None:
     if target.gateway_id is None:
         return
-    with _health_lock:
-        entry = _health.setdefault(target.gateway_id, {"ok": 0, "errors": 0, "last_error": None,
-                                                      "last_error_at": None, "last_success_at": None})
-        if ok:
-            entry["ok"] += 1
-            entry["last_success_at"] = utcnow()
-        else:
-            entry["errors"] += 1
-            entry["last_error"], entry["last_error_at"] = (error or "error")[:500], utcnow()
+    if ok:
+        _health.add(target.gateway_id, {"success_count": 1}, {"last_success_at": utcnow()})
+    else:
+        _health.add(target.gateway_id, {"error_count": 1},
+                    {"last_error": (error or "error")[:500], "last_error_at": utcnow()})
 
 
 def flush_health(force: bool = False) -> int:
-    interval = current_app.config["KEY_USAGE_FLUSH_SECONDS"]
-    with _health_lock:
-        if not _health or (not force and time.monotonic() - _health_flushed[0] < interval):
-            return 0
-        batch = dict(_health)
-        _health.clear()
-        _health_flushed[0] = time.monotonic()
-    try:
-        # Rows in id order: every process locks them in the same order, so two flushes cannot deadlock.
-        with db.engine.begin() as connection:
-            for gateway_id, entry in sorted(batch.items()):
-                values = {"success_count": Gateway.success_count + entry["ok"],
-                          "error_count": Gateway.error_count + entry["errors"]}
-                if entry["last_success_at"]:
-                    values["last_success_at"] = entry["last_success_at"]
-                if entry["last_error_at"]:
-                    values["last_error"], values["last_error_at"] = entry["last_error"], entry["last_error_at"]
-                connection.execute(sa.update(Gateway).where(Gateway.id == gateway_id).values(**values))
-    except sa.exc.SQLAlchemyError:
-        # Counters are bookkeeping: a failed write must not turn the answer (already charged) into a 500.
-        log.exception("could not write gateway health counters; they are kept for the next flush")
-        _requeue(batch)
-        return 0
-    return len(batch)
-
-
-def _requeue(batch: dict) -> None:
-    with _health_lock:
-        for gateway_id, entry in batch.items():
-            kept = _health.get(gateway_id)
-            if kept is None:
-                _health[gateway_id] = entry
-                continue
-            kept["ok"] += entry["ok"]
-            kept["errors"] += entry["errors"]
-            kept["last_success_at"] = kept["last_success_at"] or entry["last_success_at"]
-            if kept["last_error_at"] is None:
-                kept["last_error"], kept["last_error_at"] = entry["last_error"], entry["last_error_at"]
+    return _health.flush(force)

@@ -11,13 +11,13 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from app.errors import Conflict, InvalidInput, NotFound
+from app.core.crypto import encrypt
+from app.core.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
 from app.models import AiModel, Gateway, parse_uuid
 from app.services import audit, gateway
 from app.services.audit import Actor
 from app.services.catalog import get_model
-from app.services.crypto import encrypt
 
 NAME_MAX = 80
 URL_MAX = 255
@@ -113,8 +113,6 @@ def get_gateway(gateway_id) -> Gateway:
 
 def list_gateways() -> list[Gateway]:
     """Every gateway in the order calls try them (priority, then name), with current health counters."""
-    # Counters are buffered per process; write this process's share first so the page is current.
-    gateway.flush_health(force=True)
     return list(db.session.scalars(sa.select(Gateway).order_by(Gateway.priority, Gateway.name)))
 
 

@@ -19,16 +19,27 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from app.errors import DomainError, InvalidInput, NotFound
 from app import jobs
+from app.core.errors import DomainError, InvalidInput, NotFound
+from app.core.lookup import get_for_tenant
+from app.core.paging import newest_first, one_page
 from app.extensions import db
-from app.models import (AiModel, ApiKey, CreditHold, Gateway, Generation, IdempotencyKey, PriceRule, Tenant,
-                        TenantUser, parse_uuid, utcnow)
+from app.models import (
+    AiModel,
+    ApiKey,
+    CreditHold,
+    Gateway,
+    Generation,
+    IdempotencyKey,
+    PriceRule,
+    Tenant,
+    TenantUser,
+    parse_uuid,
+    utcnow,
+)
 from app.services import catalog, gateway, idempotency, ledger, pricing, sandbox_link, usage
 from app.services.audit import Actor
 from app.services.fetch import fetch_result
-from app.services.paging import newest_first, one_page
-from app.services.tenancy import get_for_tenant
 from app.storage import service as storage
 
 log = logging.getLogger(__name__)

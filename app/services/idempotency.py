@@ -17,7 +17,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import Conflict, DomainError, InvalidInput
+from app.core.errors import Conflict, DomainError, InvalidInput
 from app.extensions import db
 from app.models import IdempotencyKey, utcnow
 

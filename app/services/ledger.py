@@ -5,7 +5,7 @@ keep both invariants. Every balance change is one conditional UPDATE in SQL (nev
 in Python) plus its LedgerEntry, in the caller's transaction. A hold resolves exactly once:
 settle, release and expire are compare-and-set on its status, so racing workers cannot both win.
 
-These functions never commit: wrap them in `app.services.transaction.atomic()` (or call the
+These functions never commit: wrap them in `app.core.transaction.atomic()` (or call the
 committing operations in app/services/billing.py).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from app.errors import Conflict, DomainError, InvalidInput, NotFound
+from app.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from app.extensions import db
 from app.models import CreditHold, LedgerEntry, Tenant, utcnow
 from app.services.audit import Actor

@@ -2,7 +2,7 @@
 import bcrypt
 from flask import current_app
 
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
 
 MIN_LENGTH = 8
 MAX_BYTES = 72  # bcrypt ignores everything past 72 bytes; refuse rather than silently truncate

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
 
 Credits = Field(ge=0, le=10_000_000)
 Positive = Field(gt=0, le=10_000_000)

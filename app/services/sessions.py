@@ -9,11 +9,11 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_jwt_extended import create_access_token
 
-from app.errors import Unauthenticated
+from app.core.crypto import digest, random_token
+from app.core.errors import Unauthenticated
 from app.extensions import db
 from app.models import ApiKey, RefreshToken, Tenant, TenantUser, UserSession, utcnow
 from app.services.api_keys import find_usable_key, note_key_use
-from app.services.crypto import digest, random_token
 from app.services.devices import check_device, require_device_id
 from app.services.passwords import verify_password
 from app.services.throttle import login_throttle

@@ -5,14 +5,14 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from app.errors import InvalidInput
+from app.core.crypto import encrypt, random_token
+from app.core.errors import InvalidInput
+from app.core.lookup import get_or_404
 from app.extensions import db
 from app.models import OSS_MODES, ApiKey, Tenant, TenantUser
 from app.services import audit
 from app.services.api_keys import issue_key
 from app.services.audit import Actor
-from app.services.crypto import encrypt, random_token
-from app.services.tenancy import get_tenant
 from app.services.users import add_user, end_tenant_sessions
 
 EDITABLE = ("name", "contact_name", "contact_phone", "contact_email", "is_active", "max_seats",
@@ -133,6 +133,9 @@ def counts() -> dict[str, int]:
             "members": members_row[0], "active_members": members_row[1]}
 
 
-def find_tenant(tenant_id) -> Tenant:
-    return get_tenant(tenant_id)
+def get_tenant(tenant_id, *, for_update: bool = False) -> Tenant:
+    return get_or_404(Tenant, tenant_id, what="tenant", for_update=for_update)
+
+
+find_tenant = get_tenant  # the name views use: a tenant the admin picked, or 404
 

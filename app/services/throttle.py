@@ -17,7 +17,7 @@ from limits import RateLimitItemPerSecond, storage, strategies
 from limits.errors import StorageError
 from redis.exceptions import RedisError
 
-from app.errors import DomainError, Throttled
+from app.core.errors import DomainError, Throttled
 
 log = logging.getLogger(__name__)
 _STORE_ERRORS = (StorageError, RedisError)

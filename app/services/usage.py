@@ -9,10 +9,9 @@ from datetime import date, datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
 from app.extensions import db
 from app.models import Generation, Tenant, TenantUser, UsageDaily, UsageRecord, utcnow
-
 
 ROLLED_UP = ("requests", "failures", "credits", "input_tokens", "output_tokens", "seconds", "quantity")
 

@@ -6,13 +6,13 @@ import uuid
 
 import sqlalchemy as sa
 
-from app.errors import Conflict, InvalidInput
+from app.core.errors import Conflict, InvalidInput
+from app.core.lookup import get_for_tenant, get_or_404
 from app.extensions import db
 from app.models import USER_ROLES, Tenant, TenantUser, UserSession, utcnow
 from app.services import audit
 from app.services.audit import Actor
 from app.services.passwords import hash_password
-from app.services.tenancy import get_for_tenant, get_tenant
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{2,63}$")
 EDITABLE = ("nickname", "is_active", "password")
@@ -70,7 +70,7 @@ def add_user(tenant: Tenant, actor: Actor, *, username: str, password: str, nick
 
 
 def create_user(tenant_id: uuid.UUID, actor: Actor, **fields) -> TenantUser:
-    tenant = get_tenant(tenant_id, for_update=True)
+    tenant = get_or_404(Tenant, tenant_id, what="tenant", for_update=True)
     user = add_user(tenant, actor, **fields)
     db.session.commit()
     return user
@@ -96,7 +96,7 @@ def update_user(tenant_id: uuid.UUID, user_id, actor: Actor, changes: dict) -> T
         audited["password"] = "changed"
     if "is_active" in changes and changes["is_active"] != user.is_active:
         if changes["is_active"] and user.role == "member":
-            _take_seat(get_tenant(tenant_id, for_update=True))
+            _take_seat(get_or_404(Tenant, tenant_id, what="tenant", for_update=True))
         if not changes["is_active"]:
             end_sessions(user.id, reason="deactivated")
         audited |= audit.diff(user, {"is_active": bool(changes["is_active"])})

@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, IdMixin, utcnow
+from app.core.db import Base, IdMixin, utcnow
 
 # PENDING: recorded before the bytes are written, not yet metered; STORED: confirmed and metered in the
 # transaction that settled its generation. A PENDING row that never confirms is swept with its object.

@@ -20,9 +20,9 @@ from typing import BinaryIO
 
 import sqlalchemy as sa
 
+from app.core.db import utcnow
 from app.extensions import db
 from app.models import Generation, Tenant
-from app.models.base import utcnow
 from app.storage import backends
 from app.storage.backends import UnsafeKey
 from app.storage.models import StoredFile

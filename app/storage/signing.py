@@ -13,7 +13,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from flask import current_app
 
-from app.errors import Forbidden, NotFound
+from app.core.errors import Forbidden, NotFound
 from app.extensions import db
 from app.storage import backends
 from app.storage.models import StoredFile

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from app.core.transaction import atomic
 from app.extensions import db
 from app.models import LedgerEntry, utcnow
 from app.services import billing, ledger
-from app.services.transaction import atomic
 from tests.admin.conftest import audit_entries, text_of
 from tests.conftest import TEST_ACTOR
 

@@ -4,16 +4,16 @@ from real traffic, and a model's gateway."""
 from __future__ import annotations
 
 import json
-import uuid
 import re
+import uuid
 
 import pytest
 import sqlalchemy as sa
 
+from app.core.crypto import decrypt
 from app.extensions import db
 from app.models import AiModel, Gateway, Generation
 from app.services import billing, catalog
-from app.services.crypto import decrypt
 from app.services.gateway import SECRET_CONTEXT
 from tests.admin.conftest import audit_entries, text_of
 from tests.admin.test_generations_admin import IMAGE, generate_image

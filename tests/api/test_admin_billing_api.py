@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from app.catalog_seed import MODELS
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
+from app.core.transaction import atomic
 from app.extensions import db
 from app.models import AuditLog, IdempotencyKey, LedgerEntry, PriceRule, utcnow
 from app.services import billing, catalog, idempotency, ledger
-from app.services.transaction import atomic
 from tests.conftest import TEST_ACTOR, assert_error, key_headers, make_app, require
 
 

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from app.catalog_seed import MODELS
+from app.core.transaction import atomic
 from app.extensions import db
 from app.models import AuditLog, LedgerEntry, Tenant
 from app.services import billing, catalog, ledger, tenants
-from app.services.transaction import atomic
 from tests.conftest import TEST_ACTOR, assert_error, key_headers
 
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
 
-from app.errors import Conflict
+from app.core.errors import Conflict
 from app.extensions import db
 from app.models import TenantDevice, TenantUser
 from app.services import users

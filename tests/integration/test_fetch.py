@@ -20,9 +20,9 @@ import pytest
 import requests
 from werkzeug.wrappers import Request, Response
 
+from app.core.crypto import encrypt
 from app.extensions import db
 from app.models import Gateway
-from app.services.crypto import encrypt
 from app.services.fetch import ResultRefused, fetch_result
 from app.services.sandbox_link import WSGIAdapter
 from config import ConfigError, generate_secrets, load_config

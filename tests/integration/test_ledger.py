@@ -9,13 +9,20 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy.exc import IntegrityError
 
+from app.core.transaction import atomic
 from app.extensions import db
 from app.models import CreditHold, LedgerEntry, Tenant
 from app.services import billing, ledger, tenants
-from app.services.transaction import atomic
 from tests.conftest import TEST_ACTOR, require
 
 

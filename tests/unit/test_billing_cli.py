@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from app.catalog_seed import MODELS
+from app.core.transaction import atomic
 from app.extensions import db
 from app.models import AiModel, CreditHold, IdempotencyKey, LedgerEntry, PriceRule, Tenant, utcnow
 from app.services import billing, catalog, ledger
-from app.services.transaction import atomic
 from tests.conftest import TEST_ACTOR
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 from app.catalog_seed import MODELS
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
 from app.services.pricing import Usage, actual, count_tokens, estimate, message_tokens, parse_prices
 
 

@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import sqlalchemy as sa
 
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
 from app.models import parse_uuid
 
 
