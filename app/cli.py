@@ -13,9 +13,10 @@ from flask import Flask, current_app
 from app.core.crypto import random_token
 from app.core.errors import DomainError, NotFound
 from app.extensions import db
+from app.identity import admins, api_keys, tenants, users
+from app.identity.audit import Actor
 from app.models import Tenant
-from app.services import admins, api_keys, billing, tenants, users
-from app.services.audit import Actor
+from app.services import billing
 
 CLI = Actor(kind="system", name="cli")
 

@@ -45,9 +45,10 @@ sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
+from app.identity import tenants
+from app.identity.audit import Actor  # noqa: E402
 from app.models import Generation  # noqa: E402
-from app.services import billing, catalog, ledger, tenants  # noqa: E402
-from app.services.audit import Actor  # noqa: E402
+from app.services import billing, catalog, ledger  # noqa: E402
 from config import generate_secrets, load_config, normalize_database_url  # noqa: E402
 
 BENCH = Actor(kind="system", name="bench")

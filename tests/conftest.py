@@ -19,8 +19,9 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.extensions import db
-from app.services import admins, billing, catalog, tenants, users
-from app.services.audit import Actor
+from app.identity import admins, tenants, users
+from app.identity.audit import Actor
+from app.services import billing, catalog
 from config import generate_secrets, load_config, normalize_database_url
 
 ON_CI = os.environ.get("CI", "").lower() == "true"

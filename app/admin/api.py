@@ -27,8 +27,8 @@ from app.api.schemas import (
     UserUpdateIn,
 )
 from app.core.errors import Unauthenticated
-from app.services import admins, api_keys, devices, tenants, users
-from app.services.audit import Actor
+from app.identity import admins, api_keys, devices, tenants, users
+from app.identity.audit import Actor
 
 TAGS = ("admin",)
 

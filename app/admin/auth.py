@@ -7,8 +7,8 @@ from flask import redirect, request, url_for
 from flask_login import current_user
 
 from app.extensions import db, login_manager
+from app.identity.audit import Actor
 from app.models import PlatformAdmin, parse_uuid
-from app.services.audit import Actor
 
 PUBLIC_ENDPOINTS = ("admin.login",)
 

@@ -11,10 +11,10 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import ExpiredSignatureError, InvalidTokenError
 
 from app.core.errors import Forbidden, Unauthenticated
+from app.identity.api_keys import find_usable_key, note_key_use
+from app.identity.audit import Actor
+from app.identity.sessions import resolve_access
 from app.models import ApiKey, Tenant, TenantUser, UserSession
-from app.services.api_keys import find_usable_key, note_key_use
-from app.services.audit import Actor
-from app.services.sessions import resolve_access
 
 
 @dataclass

@@ -7,7 +7,7 @@ from app.api import bp
 from app.api.auth import authenticate, client_ip, current_principal, public
 from app.api.schema import Body, Out, endpoint
 from app.api.schemas import ApiKeyOut, LoginIn, TenantSummaryOut, UserOut
-from app.services import sessions
+from app.identity import sessions
 
 
 class TokensOut(Out):

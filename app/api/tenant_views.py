@@ -16,7 +16,7 @@ from app.api.schemas import (
     UserOut,
     UserUpdateIn,
 )
-from app.services import api_keys, devices, users
+from app.identity import api_keys, devices, users
 
 AUTH = ("api_key", "member")
 

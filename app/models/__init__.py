@@ -1,7 +1,20 @@
 """Every model, imported here so Alembic and the app see one complete metadata."""
 from app.core.db import Base, parse_uuid, utcnow
-from app.models.admin import AdminToken, PlatformAdmin
-from app.models.audit import AuditLog
+from app.identity.models import (
+                                KEY_MODES,
+                                KEY_SCOPES,
+                                OSS_MODES,
+                                USER_ROLES,
+                                AdminToken,
+                                ApiKey,
+                                AuditLog,
+                                PlatformAdmin,
+                                RefreshToken,
+                                Tenant,
+                                TenantDevice,
+                                TenantUser,
+                                UserSession,
+)
 from app.models.billing import (
                                 BILLING_TYPES,
                                 ENTRY_TYPES,
@@ -15,8 +28,6 @@ from app.models.billing import (
                                 PriceRule,
 )
 from app.models.generation import GENERATION_STATUSES, Gateway, Generation, UsageDaily, UsageRecord
-from app.models.tenant import KEY_MODES, KEY_SCOPES, OSS_MODES, ApiKey, Tenant
-from app.models.user import USER_ROLES, RefreshToken, TenantDevice, TenantUser, UserSession
 from app.storage.models import FILE_STATUSES, StoredFile
 
 __all__ = [

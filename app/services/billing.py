@@ -14,10 +14,11 @@ from app.core.errors import InvalidInput
 from app.core.paging import day_end, day_start, newest_first, one_page
 from app.core.transaction import atomic
 from app.extensions import db
+from app.identity import audit, tenants
+from app.identity.audit import Actor
+from app.identity.tenants import get_tenant
 from app.models import ENTRY_TYPES, LedgerEntry, PlatformSetting, Tenant, utcnow
-from app.services import audit, idempotency, ledger, tenants
-from app.services.audit import Actor
-from app.services.tenants import get_tenant
+from app.services import idempotency, ledger
 
 SEAT_PRICE = "seat_price_credits"
 

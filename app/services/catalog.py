@@ -5,9 +5,10 @@ import sqlalchemy as sa
 
 from app.core.errors import Forbidden, InvalidInput, NotFound
 from app.extensions import db
+from app.identity import audit
+from app.identity.audit import Actor
 from app.models import AiModel, PriceRule, Tenant, parse_uuid
-from app.services import audit, pricing
-from app.services.audit import Actor
+from app.services import pricing
 
 
 def seed_catalog(actor: Actor) -> list[str]:

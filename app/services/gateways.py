@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from app.core.crypto import encrypt
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
+from app.identity import audit
+from app.identity.audit import Actor
 from app.models import AiModel, Gateway, parse_uuid
-from app.services import audit, gateway
-from app.services.audit import Actor
+from app.services import gateway
 from app.services.catalog import get_model
 
 NAME_MAX = 80

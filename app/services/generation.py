@@ -24,6 +24,7 @@ from app.core.errors import DomainError, InvalidInput, NotFound
 from app.core.lookup import get_for_tenant
 from app.core.paging import newest_first, one_page
 from app.extensions import db
+from app.identity.audit import Actor
 from app.models import (
     AiModel,
     ApiKey,
@@ -38,7 +39,6 @@ from app.models import (
     utcnow,
 )
 from app.services import catalog, gateway, idempotency, ledger, pricing, sandbox_link, usage
-from app.services.audit import Actor
 from app.services.fetch import fetch_result
 from app.storage import service as storage
 

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from app.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from app.extensions import db
+from app.identity.audit import Actor
 from app.models import CreditHold, LedgerEntry, Tenant, utcnow
-from app.services.audit import Actor
 
 DEFAULT_HOLD_TTL = timedelta(minutes=30)
 

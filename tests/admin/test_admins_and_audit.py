@@ -2,8 +2,8 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from app.extensions import db
-from app.services import admins, audit
-from app.services.audit import Actor
+from app.identity import admins, audit
+from app.identity.audit import Actor
 from tests.admin.conftest import Dashboard, audit_entries, text_of
 from tests.conftest import PASSWORD
 

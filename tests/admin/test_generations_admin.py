@@ -166,7 +166,7 @@ def test_the_home_dashboard_shows_todays_generations_credits_failures_and_top_te
     generate_image(client, acme, n=2)           # 2 × 20
     generate_image(client, acme, prompt="x [sandbox:fail]")
     generate_image(client, globex)              # 20
-    from app.services import api_keys
+    from app.identity import api_keys
     _key, raw = api_keys.create_key(globex.tenant.id, TEST_ACTOR, name="test", mode="test")
     client.post("/api/v1/images/generations", headers={"Authorization": f"Bearer {raw}"},
                 json={"model": IMAGE, "prompt": "a free test fox"})  # test mode: not counted

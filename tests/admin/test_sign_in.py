@@ -1,4 +1,4 @@
-from app.services import admins
+from app.identity import admins
 from tests.admin.conftest import Dashboard, text_of
 from tests.conftest import PASSWORD, TEST_ACTOR
 

@@ -1,6 +1,6 @@
 import re
 
-from app.services import api_keys, devices, users
+from app.identity import api_keys, devices, users
 from tests.admin.conftest import audit_entries, text_of
 from tests.conftest import PASSWORD, assert_error
 

@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.identity import admins
 from app.models import AuditLog
-from app.services import admins
 from tests.conftest import PASSWORD, TEST_ACTOR, assert_error, key_headers
 
 SCRIPT_IP = "203.0.113.7"

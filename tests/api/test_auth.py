@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from flask_jwt_extended import create_access_token, decode_token
 
 from app.extensions import db
+from app.identity import tenants, users
 from app.models import ApiKey, RefreshToken, utcnow
-from app.services import tenants, users
 from tests.conftest import PASSWORD, TEST_ACTOR, assert_error, key_headers, make_app
 
 
@@ -140,7 +140,7 @@ def test_bad_api_key_is_401_at_login_and_on_requests(client, make, problem):
     elif problem == "malformed":
         raw = "wk_live_short"
     elif problem == "revoked":
-        from app.services import api_keys
+        from app.identity import api_keys
         api_keys.revoke_key(acme.tenant.id, acme.api_key.id, TEST_ACTOR)
     elif problem == "expired":
         _expire(acme.api_key.id)

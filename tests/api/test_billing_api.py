@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from app.catalog_seed import MODELS
 from app.core.transaction import atomic
 from app.extensions import db
+from app.identity import tenants
 from app.models import AuditLog, LedgerEntry, Tenant
-from app.services import billing, catalog, ledger, tenants
+from app.services import billing, catalog, ledger
 from tests.conftest import TEST_ACTOR, assert_error, key_headers
 
 

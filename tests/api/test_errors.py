@@ -13,7 +13,7 @@ import jwt
 import pytest
 from flask_jwt_extended import create_access_token
 
-from app.services import api_keys
+from app.identity import api_keys
 from tests.conftest import PASSWORD, TEST_ACTOR, assert_error, make_app
 
 JSON_PREFIXES = ("/api/v1", "/admin/api")

@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.identity import tenants
 from app.models import Generation, UsageRecord
-from app.services import billing, catalog, ledger, tenants
+from app.services import billing, catalog, ledger
 from tests.conftest import TEST_ACTOR, assert_error, key_headers
 
 IMAGE = "doubao-seedream-4-0-250828"   # PER_IMAGE: 20 per 2K image, 40 per 4K
@@ -114,7 +115,7 @@ def test_a_failed_request_can_be_retried_with_its_key(client, acme):
 def test_test_keys_go_to_the_sandbox_and_never_touch_credits(client, make):
     catalog.seed_catalog(TEST_ACTOR)
     broke = make.tenant()
-    from app.services import api_keys
+    from app.identity import api_keys
     _key, raw = api_keys.create_key(broke.tenant.id, TEST_ACTOR, name="test", mode="test")
     response = client.post("/api/v1/images/generations", headers={"Authorization": f"Bearer {raw}"},
                            json={"model": IMAGE, "prompt": "free fox"})

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from app.core.errors import Conflict
 from app.extensions import db
+from app.identity import users
 from app.models import TenantDevice, TenantUser
-from app.services import users
 from tests.conftest import PASSWORD, TEST_ACTOR, require
 
 

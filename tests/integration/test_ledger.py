@@ -21,8 +21,9 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.transaction import atomic
 from app.extensions import db
+from app.identity import tenants
 from app.models import CreditHold, LedgerEntry, Tenant
-from app.services import billing, ledger, tenants
+from app.services import billing, ledger
 from tests.conftest import TEST_ACTOR, require
 
 

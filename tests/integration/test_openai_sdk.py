@@ -15,7 +15,8 @@ import requests
 from openai import OpenAI
 
 from app.extensions import db
-from app.services import billing, catalog, ledger, tenants
+from app.identity import tenants
+from app.services import billing, catalog, ledger
 from tests.conftest import TEST_ACTOR
 
 IMAGE = "doubao-seedream-4-0-250828"   # PER_IMAGE: 20 credits per image

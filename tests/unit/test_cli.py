@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.identity import admins
 from app.models import ApiKey, PlatformAdmin, Tenant, TenantUser
-from app.services import admins
 from tests.conftest import PASSWORD
 
 

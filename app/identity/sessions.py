@@ -11,12 +11,13 @@ from flask_jwt_extended import create_access_token
 
 from app.core.crypto import digest, random_token
 from app.core.errors import Unauthenticated
+from app.core.transaction import atomic
 from app.extensions import db
+from app.identity.api_keys import find_usable_key, note_key_use
+from app.identity.devices import check_device, require_device_id
+from app.identity.passwords import verify_password
+from app.identity.throttle import login_throttle
 from app.models import ApiKey, RefreshToken, Tenant, TenantUser, UserSession, utcnow
-from app.services.api_keys import find_usable_key, note_key_use
-from app.services.devices import check_device, require_device_id
-from app.services.passwords import verify_password
-from app.services.throttle import login_throttle
 
 BAD_CREDENTIALS = "Invalid username or password."
 
@@ -31,6 +32,7 @@ class IssuedTokens:
     session: UserSession
 
 
+@atomic()
 def login(*, api_key: str, username: str, password: str, device_id: str | None = None,
           device_info: dict | None = None, ip: str | None = None) -> IssuedTokens:
     key: ApiKey = find_usable_key(api_key)
@@ -59,7 +61,6 @@ def login(*, api_key: str, username: str, password: str, device_id: str | None =
     db.session.add(session)
     db.session.flush()
     tokens = _issue(user, session)
-    db.session.commit()
     return tokens
 
 
@@ -82,30 +83,27 @@ def _issue(user: TenantUser, session: UserSession) -> IssuedTokens:
 def refresh(raw_refresh: str) -> IssuedTokens:
     """Rotate a refresh token. Presenting an already-rotated token revokes the whole session."""
     now = utcnow()
-    token = db.session.scalar(sa.select(RefreshToken).where(RefreshToken.digest == digest(raw_refresh or "")))
-    if token is None:
-        raise Unauthenticated("Invalid refresh token.", code="invalid_refresh_token")
-    session = token.session
-    # Compare-and-set: of two concurrent uses of one token, exactly one rotates it.
-    rotated = db.session.execute(
-        sa.update(RefreshToken).where(RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None))
-        .values(rotated_at=now)
-    ).rowcount
-    if not rotated:
-        _revoke(session, "refresh_token_reused")
-        db.session.commit()
-        raise Unauthenticated("Refresh token was already used; the session has been ended.",
-                              code="refresh_token_reused")
-    user = db.session.get(TenantUser, session.user_id)
-    if (session.revoked_at is not None or token.expires_at <= now or not user.is_active
-            or not user.tenant.is_active):
-        db.session.rollback()
-        raise Unauthenticated("Invalid refresh token.", code="invalid_refresh_token")
-    tokens = _issue(user, session)
-    db.session.commit()
-    return tokens
+    with atomic():
+        token = db.session.scalar(sa.select(RefreshToken).where(RefreshToken.digest == digest(raw_refresh or "")))
+        if token is None:
+            raise Unauthenticated("Invalid refresh token.", code="invalid_refresh_token")
+        session = token.session
+        # Compare-and-set: of two concurrent uses of one token, exactly one rotates it.
+        rotated = db.session.execute(
+            sa.update(RefreshToken).where(RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None))
+            .values(rotated_at=now)
+        ).rowcount
+        if rotated:
+            user = db.session.get(TenantUser, session.user_id)
+            if (session.revoked_at is not None or token.expires_at <= now or not user.is_active
+                    or not user.tenant.is_active):
+                raise Unauthenticated("Invalid refresh token.", code="invalid_refresh_token")
+            return _issue(user, session)
+        _revoke(session, "refresh_token_reused")  # committed: the reuse must end the session
+    raise Unauthenticated("Refresh token was already used; the session has been ended.", code="refresh_token_reused")
 
 
+@atomic()
 def logout(raw_refresh: str | None, session_id: uuid.UUID | None = None) -> None:
     """End the session named by a refresh token or by the caller's access token."""
     session = None
@@ -120,7 +118,6 @@ def logout(raw_refresh: str | None, session_id: uuid.UUID | None = None) -> None
     if session is None:
         raise Unauthenticated("Invalid refresh token.", code="invalid_refresh_token")
     _revoke(session, "logout")
-    db.session.commit()
 
 
 def _revoke(session: UserSession, reason: str) -> None:

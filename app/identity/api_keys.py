@@ -12,10 +12,11 @@ from app.core.counters import BufferedCounter
 from app.core.crypto import digest, random_token
 from app.core.errors import InvalidInput, Unauthenticated
 from app.core.lookup import get_for_tenant, get_or_404
+from app.core.transaction import atomic
 from app.extensions import db
+from app.identity import audit
+from app.identity.audit import Actor
 from app.models import KEY_MODES, KEY_SCOPES, ApiKey, Tenant, utcnow
-from app.services import audit
-from app.services.audit import Actor
 
 KEY_PATTERN = re.compile(r"^wk_(live|test)_[A-Za-z0-9]{32}$")
 DEFAULT_SCOPES = ("generate",)
@@ -48,19 +49,19 @@ def issue_key(tenant: Tenant, actor: Actor, *, name: str = "default", mode: str 
     return key, raw
 
 
+@atomic()
 def create_key(tenant_id: uuid.UUID, actor: Actor, **options) -> tuple[ApiKey, str]:
     key, raw = issue_key(get_or_404(Tenant, tenant_id, what="tenant"), actor, **options)
-    db.session.commit()
     return key, raw
 
 
+@atomic()
 def revoke_key(tenant_id: uuid.UUID, key_id, actor: Actor) -> ApiKey:
     key = get_for_tenant(ApiKey, tenant_id, key_id, what="api key")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         audit.record(actor, "api_key.revoke", target_type="api_key", target_id=key.id, tenant_id=tenant_id,
                      changes={"prefix": key.prefix})
-    db.session.commit()
     return key
 
 

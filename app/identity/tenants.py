@@ -8,12 +8,13 @@ import sqlalchemy as sa
 from app.core.crypto import encrypt, random_token
 from app.core.errors import InvalidInput
 from app.core.lookup import get_or_404
+from app.core.transaction import atomic
 from app.extensions import db
+from app.identity import audit
+from app.identity.api_keys import issue_key
+from app.identity.audit import Actor
+from app.identity.users import add_user, end_tenant_sessions
 from app.models import OSS_MODES, ApiKey, Tenant, TenantUser
-from app.services import audit
-from app.services.api_keys import issue_key
-from app.services.audit import Actor
-from app.services.users import add_user, end_tenant_sessions
 
 EDITABLE = ("name", "contact_name", "contact_phone", "contact_email", "is_active", "max_seats",
             "enabled_models", "oss_mode", "storage_quota_bytes", "require_device")
@@ -50,6 +51,7 @@ def _clean(fields: dict) -> dict:
     return fields
 
 
+@atomic()
 def create_tenant(actor: Actor, *, name: str, contact_name: str | None = None, contact_phone: str | None = None,
                   contact_email: str | None = None, max_seats: int = 5, require_device: bool = True,
                   admin_username: str | None = None, admin_password: str | None = None) -> CreatedTenant:
@@ -68,10 +70,10 @@ def create_tenant(actor: Actor, *, name: str, contact_name: str | None = None, c
     admin = None
     if admin_username:
         admin = add_user(tenant, actor, username=admin_username, password=admin_password, role="admin")
-    db.session.commit()
     return CreatedTenant(tenant, key, raw_key, api_secret, admin)
 
 
+@atomic()
 def update_tenant(tenant_id, actor: Actor, changes: dict) -> Tenant:
     unknown = set(changes) - set(EDITABLE)
     if unknown:
@@ -84,7 +86,6 @@ def update_tenant(tenant_id, actor: Actor, changes: dict) -> Tenant:
             end_tenant_sessions(tenant.id, reason="tenant_deactivated")
         audit.record(actor, action, target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
                      changes=changed)
-    db.session.commit()
     return tenant
 
 

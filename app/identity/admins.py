@@ -7,18 +7,20 @@ import sqlalchemy as sa
 
 from app.core.crypto import digest, random_token
 from app.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from app.core.transaction import atomic
 from app.extensions import db
+from app.identity import audit
+from app.identity.audit import Actor
+from app.identity.passwords import hash_password, verify_password
+from app.identity.throttle import login_throttle
 from app.models import AdminToken, PlatformAdmin, parse_uuid, utcnow
-from app.services import audit
-from app.services.audit import Actor
-from app.services.passwords import hash_password, verify_password
-from app.services.throttle import login_throttle
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{2,63}$")
 TOKEN_PATTERN = re.compile(r"^wa_pat_[A-Za-z0-9]{40}$")
 REALM = "platform-admin"
 
 
+@atomic()
 def create_admin(actor: Actor, *, username: str, password: str) -> PlatformAdmin:
     username = (username or "").strip()
     if not USERNAME_PATTERN.match(username):
@@ -32,7 +34,6 @@ def create_admin(actor: Actor, *, username: str, password: str) -> PlatformAdmin
     db.session.flush()
     audit.record(actor, "admin.create", target_type="platform_admin", target_id=admin.id,
                  changes={"username": username})
-    db.session.commit()
     return admin
 
 
@@ -54,6 +55,7 @@ def list_admins() -> list[PlatformAdmin]:
     return list(db.session.scalars(sa.select(PlatformAdmin).order_by(PlatformAdmin.created_at)))
 
 
+@atomic()
 def set_active(admin_id, actor: Actor, active: bool) -> PlatformAdmin:
     admin = get_admin(admin_id)
     if not active and actor.kind == "platform_admin" and actor.id == str(admin.id):
@@ -67,10 +69,10 @@ def set_active(admin_id, actor: Actor, active: bool) -> PlatformAdmin:
                                .values(revoked_at=utcnow()))
         audit.record(actor, "admin.activate" if active else "admin.deactivate", target_type="platform_admin",
                      target_id=admin.id, changes={"is_active": [not active, active]})
-    db.session.commit()
     return admin
 
 
+@atomic()
 def sign_in(username: str, password: str, ip: str | None) -> PlatformAdmin:
     """Check dashboard credentials; throttled per username and IP like member logins."""
     throttle = login_throttle()
@@ -83,10 +85,10 @@ def sign_in(username: str, password: str, ip: str | None) -> PlatformAdmin:
         raise Unauthenticated("Invalid username or password.", code="invalid_credentials")
     throttle.succeeded(REALM, username)
     admin.last_login_at = utcnow()
-    db.session.commit()
     return admin
 
 
+@atomic()
 def issue_token(admin: PlatformAdmin, actor: Actor, *, name: str = "cli") -> tuple[AdminToken, str]:
     name = (name or "").strip()
     if not name or len(name) > 80:
@@ -97,10 +99,10 @@ def issue_token(admin: PlatformAdmin, actor: Actor, *, name: str = "cli") -> tup
     db.session.flush()
     audit.record(actor, "admin_token.create", target_type="admin_token", target_id=token.id,
                  changes={"admin": admin.username, "name": name, "prefix": token.prefix})
-    db.session.commit()
     return token, raw
 
 
+@atomic()
 def revoke_token(token_id, actor: Actor) -> AdminToken:
     token = db.session.get(AdminToken, parse_uuid(token_id)) if parse_uuid(token_id) else None
     if token is None:
@@ -109,7 +111,6 @@ def revoke_token(token_id, actor: Actor) -> AdminToken:
         token.revoked_at = utcnow()
         audit.record(actor, "admin_token.revoke", target_type="admin_token", target_id=token.id,
                      changes={"prefix": token.prefix})
-    db.session.commit()
     return token
 
 
@@ -118,6 +119,7 @@ def list_tokens(admin: PlatformAdmin) -> list[AdminToken]:
                                    .order_by(AdminToken.created_at)))
 
 
+@atomic()
 def authenticate_token(raw: str) -> PlatformAdmin:
     raw = (raw or "").strip()
     token = None
@@ -126,5 +128,4 @@ def authenticate_token(raw: str) -> PlatformAdmin:
     if token is None or token.revoked_at is not None or not token.admin.is_active:
         raise Unauthenticated("Invalid admin token.", code="invalid_admin_token")
     token.last_used_at = utcnow()
-    db.session.commit()
     return token.admin

@@ -8,11 +8,12 @@ import sqlalchemy as sa
 
 from app.core.errors import Conflict, InvalidInput
 from app.core.lookup import get_for_tenant, get_or_404
+from app.core.transaction import atomic
 from app.extensions import db
+from app.identity import audit
+from app.identity.audit import Actor
+from app.identity.passwords import hash_password
 from app.models import USER_ROLES, Tenant, TenantUser, UserSession, utcnow
-from app.services import audit
-from app.services.audit import Actor
-from app.services.passwords import hash_password
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{2,63}$")
 EDITABLE = ("nickname", "is_active", "password")
@@ -69,13 +70,14 @@ def add_user(tenant: Tenant, actor: Actor, *, username: str, password: str, nick
     return user
 
 
+@atomic()
 def create_user(tenant_id: uuid.UUID, actor: Actor, **fields) -> TenantUser:
     tenant = get_or_404(Tenant, tenant_id, what="tenant", for_update=True)
     user = add_user(tenant, actor, **fields)
-    db.session.commit()
     return user
 
 
+@atomic()
 def update_user(tenant_id: uuid.UUID, user_id, actor: Actor, changes: dict) -> TenantUser:
     """Apply {nickname?, is_active?, password?}. Deactivation and a new password end the user's sessions."""
     unknown = set(changes) - set(EDITABLE)
@@ -103,7 +105,6 @@ def update_user(tenant_id: uuid.UUID, user_id, actor: Actor, changes: dict) -> T
     if audited:
         audit.record(actor, "user.update", target_type="tenant_user", target_id=user.id, tenant_id=tenant_id,
                      changes=audited)
-    db.session.commit()
     return user
 
 

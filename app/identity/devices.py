@@ -9,10 +9,11 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.errors import Forbidden, InvalidInput
 from app.core.lookup import get_for_tenant
+from app.core.transaction import atomic
 from app.extensions import db
+from app.identity import audit
+from app.identity.audit import Actor
 from app.models import Tenant, TenantDevice, TenantUser, UserSession, utcnow
-from app.services import audit
-from app.services.audit import Actor
 
 
 def require_device_id(tenant: Tenant, device_id: str | None) -> str | None:
@@ -53,6 +54,7 @@ def list_devices(tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None) -> l
     return list(db.session.scalars(query.order_by(TenantDevice.last_seen_at.desc())))
 
 
+@atomic()
 def unbind_device(tenant_id: uuid.UUID, device_id, actor: Actor) -> None:
     device = get_for_tenant(TenantDevice, tenant_id, device_id, what="device")
     audit.record(actor, "device.unbind", target_type="tenant_device", target_id=device.id, tenant_id=tenant_id,
@@ -65,4 +67,3 @@ def unbind_device(tenant_id: uuid.UUID, device_id, actor: Actor) -> None:
         .values(revoked_at=utcnow(), revoked_reason="device_unbound")
     )
     db.session.delete(device)
-    db.session.commit()

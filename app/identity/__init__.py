@@ -1,0 +1,1 @@
+"""Identity: tenants, API keys, members and tenant admins, devices, sessions, platform admins, audit."""
