@@ -253,7 +253,7 @@ def catalog_cli():
 
 @catalog_cli.command("seed", help="Add the gateway's models that are missing, with starting prices (idempotent).")
 def catalog_seed():
-    from app.services import catalog
+    from app.catalog import service as catalog
     added = catalog.seed_catalog(CLI)
     click.echo(f"Added {len(added)} model(s)." + (f" {', '.join(added)}" if added else ""))
 

@@ -8,7 +8,8 @@ from app.admin import api_bp
 from app.admin.api import admin_actor
 from app.api.billing_views import AccountOut, EntryOut, TransactionListOut, TransactionsQuery, model_dict
 from app.api.schema import Body, Out, endpoint
-from app.services import billing, catalog
+from app.catalog import service as catalog
+from app.services import billing
 
 TAGS = ("admin",)
 

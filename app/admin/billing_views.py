@@ -17,10 +17,12 @@ from app.admin import bp
 from app.admin.auth import acting_admin
 from app.admin.forms import Form, day, optional_text, text, whole_number
 from app.admin.views import FIXABLE, SECTIONS, respond, tenant_section, wants_fragment
+from app.catalog import pricing
+from app.catalog import service as catalog
 from app.core.errors import InvalidInput
 from app.identity import tenants
 from app.models import BILLING_TYPES, ENTRY_TYPES, MODEL_KINDS, utcnow
-from app.services import billing, catalog, gateways, pricing
+from app.services import billing, gateways
 from app.services.idempotency import KeyReused
 
 LEDGER_PER_PAGE = 25

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api import bp
 from app.api.auth import current_principal, tenant_admin_required
 from app.api.schema import Body, Out, Query, endpoint
-from app.services import billing, catalog
+from app.catalog import service as catalog
+from app.services import billing
 
 AUTH = ("api_key", "member")
 

@@ -60,6 +60,11 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+def one_of(column: str, values) -> str:
+    """A CHECK constraint's condition: `column` holds one of `values`."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 def parse_uuid(value) -> uuid.UUID | None:
     """A path id as a UUID, or None when it is not one (callers then answer 404, never 500)."""
     if isinstance(value, uuid.UUID):

@@ -1,39 +1,33 @@
-"""Every model, imported here so Alembic and the app see one complete metadata."""
+"""Every model, imported here so Alembic and the app see one complete metadata. Code imports a model
+from its own package (app.identity.models, app.billing.models, …); this module is for Alembic,
+the shell and tests."""
+from app.billing.models import ENTRY_TYPES, HOLD_STATUSES, CreditHold, IdempotencyKey, LedgerEntry, PlatformSetting
+from app.catalog.models import BILLING_TYPES, MODEL_KINDS, AiModel, PriceRule
 from app.core.db import Base, parse_uuid, utcnow
 from app.identity.models import (
-                                KEY_MODES,
-                                KEY_SCOPES,
-                                OSS_MODES,
-                                USER_ROLES,
-                                AdminToken,
-                                ApiKey,
-                                AuditLog,
-                                PlatformAdmin,
-                                RefreshToken,
-                                Tenant,
-                                TenantDevice,
-                                TenantUser,
-                                UserSession,
-)
-from app.models.billing import (
-                                BILLING_TYPES,
-                                ENTRY_TYPES,
-                                HOLD_STATUSES,
-                                MODEL_KINDS,
-                                AiModel,
-                                CreditHold,
-                                IdempotencyKey,
-                                LedgerEntry,
-                                PlatformSetting,
-                                PriceRule,
+                                 KEY_MODES,
+                                 KEY_SCOPES,
+                                 OSS_MODES,
+                                 USER_ROLES,
+                                 AdminToken,
+                                 ApiKey,
+                                 AuditLog,
+                                 PlatformAdmin,
+                                 RefreshToken,
+                                 Tenant,
+                                 TenantDevice,
+                                 TenantUser,
+                                 UserSession,
 )
 from app.models.generation import GENERATION_STATUSES, Gateway, Generation, UsageDaily, UsageRecord
 from app.storage.models import FILE_STATUSES, StoredFile
 
 __all__ = [
-    "FILE_STATUSES", "GENERATION_STATUSES", "Gateway", "Generation", "StoredFile", "UsageDaily", "UsageRecord",
-    "AiModel", "BILLING_TYPES", "CreditHold", "ENTRY_TYPES", "HOLD_STATUSES", "IdempotencyKey", "LedgerEntry",
-    "MODEL_KINDS", "PlatformSetting", "PriceRule",
-    "AdminToken", "ApiKey", "AuditLog", "Base", "KEY_MODES", "KEY_SCOPES", "OSS_MODES", "PlatformAdmin",
-    "RefreshToken", "Tenant", "TenantDevice", "TenantUser", "USER_ROLES", "UserSession", "parse_uuid", "utcnow",
+    "ENTRY_TYPES", "HOLD_STATUSES", "CreditHold", "IdempotencyKey", "LedgerEntry", "PlatformSetting",
+    "BILLING_TYPES", "MODEL_KINDS", "AiModel", "PriceRule",
+    "Base", "parse_uuid", "utcnow",
+    "KEY_MODES", "KEY_SCOPES", "OSS_MODES", "USER_ROLES", "AdminToken", "ApiKey", "AuditLog", "PlatformAdmin",
+    "RefreshToken", "Tenant", "TenantDevice", "TenantUser", "UserSession",
+    "GENERATION_STATUSES", "Gateway", "Generation", "UsageDaily", "UsageRecord",
+    "FILE_STATUSES", "StoredFile",
 ]

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from app.catalog.service import get_model
 from app.core.crypto import encrypt
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
@@ -18,7 +19,6 @@ from app.identity import audit
 from app.identity.audit import Actor
 from app.models import AiModel, Gateway, parse_uuid
 from app.services import gateway
-from app.services.catalog import get_model
 
 NAME_MAX = 80
 URL_MAX = 255

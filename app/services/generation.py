@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app import jobs
+from app.catalog import pricing
+from app.catalog import service as catalog
 from app.core.errors import DomainError, InvalidInput, NotFound
 from app.core.lookup import get_for_tenant
 from app.core.paging import newest_first, one_page
@@ -38,7 +40,7 @@ from app.models import (
     parse_uuid,
     utcnow,
 )
-from app.services import catalog, gateway, idempotency, ledger, pricing, sandbox_link, usage
+from app.services import gateway, idempotency, ledger, sandbox_link, usage
 from app.services.fetch import fetch_result
 from app.storage import service as storage
 

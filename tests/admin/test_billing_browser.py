@@ -5,9 +5,10 @@ from datetime import timedelta
 
 import pytest
 
+from app.catalog import service as catalog
 from app.core.transaction import atomic
 from app.models import utcnow
-from app.services import billing, catalog, ledger
+from app.services import billing, ledger
 from tests.admin.test_browser import open_section, sign_in
 from tests.admin.test_models_prices import SEEDREAM, find
 from tests.conftest import TEST_ACTOR

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from app.services import catalog
+from app.catalog import service as catalog
 from tests.admin.conftest import audit_entries, text_of
 from tests.conftest import TEST_ACTOR, key_headers
 

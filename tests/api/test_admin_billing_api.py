@@ -8,12 +8,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.catalog_seed import MODELS
+from app.catalog import service as catalog
+from app.catalog.seed import MODELS
 from app.core.errors import InvalidInput
 from app.core.transaction import atomic
 from app.extensions import db
 from app.models import AuditLog, IdempotencyKey, LedgerEntry, PriceRule, utcnow
-from app.services import billing, catalog, idempotency, ledger
+from app.services import billing, idempotency, ledger
 from tests.conftest import TEST_ACTOR, assert_error, key_headers, make_app, require
 
 

@@ -8,12 +8,13 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from app.catalog_seed import MODELS
+from app.catalog import service as catalog
+from app.catalog.seed import MODELS
 from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import tenants
 from app.models import AuditLog, LedgerEntry, Tenant
-from app.services import billing, catalog, ledger
+from app.services import billing, ledger
 from tests.conftest import TEST_ACTOR, assert_error, key_headers
 
 

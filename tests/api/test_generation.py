@@ -10,10 +10,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from app.catalog import service as catalog
 from app.extensions import db
 from app.identity import tenants
 from app.models import Generation, UsageRecord
-from app.services import billing, catalog, ledger
+from app.services import billing, ledger
 from tests.conftest import TEST_ACTOR, assert_error, key_headers
 
 IMAGE = "doubao-seedream-4-0-250828"   # PER_IMAGE: 20 per 2K image, 40 per 4K

@@ -1,9 +1,9 @@
 """The pricing engine, per billing type, with its edge cases. Numbers are what a tenant pays."""
 import pytest
 
-from app.catalog_seed import MODELS
+from app.catalog.pricing import Usage, actual, count_tokens, estimate, message_tokens, parse_prices
+from app.catalog.seed import MODELS
 from app.core.errors import InvalidInput
-from app.services.pricing import Usage, actual, count_tokens, estimate, message_tokens, parse_prices
 
 
 def test_per_request_is_flat():

@@ -1,3 +1,4 @@
+"""Credits: holds, the append-only ledger, idempotency keys, and operator-editable settings."""
 from __future__ import annotations
 
 import uuid
@@ -6,46 +7,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, IdMixin, TimestampMixin, utcnow
+from app.core.db import Base, IdMixin, one_of, utcnow
 
-MODEL_KINDS = ("image", "video", "audio", "chat", "midjourney")
-BILLING_TYPES = ("PER_REQUEST", "PER_IMAGE", "PER_SECOND", "DURATION_RESOLUTION", "PER_CHARACTER",
-                 "PER_TOKEN", "DURATION_MODE", "OPERATION_MODE")
 HOLD_STATUSES = ("HELD", "SETTLED", "RELEASED", "EXPIRED")
 ENTRY_TYPES = ("RECHARGE", "CONSUME", "REFUND", "ADJUST", "STORAGE", "SEAT_PURCHASE")
-
-
-def _in(column: str, values) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
-class AiModel(IdMixin, TimestampMixin, Base):
-    """A model as waule-api knows it (`model_id`), with what it can do and whether we sell it."""
-
-    __tablename__ = "ai_models"
-    __table_args__ = (sa.CheckConstraint(_in("kind", MODEL_KINDS), name="kind_known"),)
-
-    model_id: Mapped[str] = mapped_column(sa.String(120), unique=True)
-    kind: Mapped[str] = mapped_column(sa.String(16))
-    display_name: Mapped[str] = mapped_column(sa.String(120))
-    provider: Mapped[str] = mapped_column(sa.String(60))
-    # ratios, resolutions, durations, max_reference_images, … (shape depends on kind)
-    capabilities: Mapped[dict] = mapped_column(default=dict)
-    is_active: Mapped[bool] = mapped_column(default=True)
-    sort_order: Mapped[int] = mapped_column(default=0)
-    # The waule-api instance that serves it; None = the default gateway (WAULEAPI_URL).
-    gateway_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("gateways.id", ondelete="SET NULL"))
-
-
-class PriceRule(IdMixin, TimestampMixin, Base):
-    """How a model is charged: a billing type and its prices (validated by app/services/pricing.py)."""
-
-    __tablename__ = "price_rules"
-    __table_args__ = (sa.CheckConstraint(_in("billing_type", BILLING_TYPES), name="billing_type_known"),)
-
-    model_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("ai_models.id", ondelete="CASCADE"), unique=True)
-    billing_type: Mapped[str] = mapped_column(sa.String(32))
-    prices: Mapped[dict] = mapped_column(default=dict)
 
 
 class CreditHold(IdMixin, Base):
@@ -54,7 +19,7 @@ class CreditHold(IdMixin, Base):
 
     __tablename__ = "credit_holds"
     __table_args__ = (
-        sa.CheckConstraint(_in("status", HOLD_STATUSES), name="status_known"),
+        sa.CheckConstraint(one_of("status", HOLD_STATUSES), name="status_known"),
         sa.CheckConstraint("amount >= 0", name="amount_non_negative"),
         sa.CheckConstraint("settled_amount IS NULL OR (settled_amount >= 0 AND settled_amount <= amount)",
                            name="settled_within_amount"),
@@ -77,7 +42,7 @@ class LedgerEntry(IdMixin, Base):
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
-        sa.CheckConstraint(_in("type", ENTRY_TYPES), name="type_known"),
+        sa.CheckConstraint(one_of("type", ENTRY_TYPES), name="type_known"),
         sa.Index("ix_ledger_entries_tenant_created", "tenant_id", "created_at", "id"),
     )
 

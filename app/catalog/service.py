@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from app.catalog import pricing
 from app.core.errors import Forbidden, InvalidInput, NotFound
+from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import audit
 from app.identity.audit import Actor
 from app.models import AiModel, PriceRule, Tenant, parse_uuid
-from app.services import pricing
 
 
+@atomic()
 def seed_catalog(actor: Actor) -> list[str]:
     """Insert the contract's models that are missing; never touch existing ones. Returns the new ids."""
-    from app.catalog_seed import MODELS
+    from app.catalog.seed import MODELS
     existing = set(db.session.scalars(sa.select(AiModel.model_id)))
     added = []
     for order, spec in enumerate(MODELS):
@@ -28,7 +30,6 @@ def seed_catalog(actor: Actor) -> list[str]:
         added.append(spec["model_id"])
     if added:
         audit.record(actor, "catalog.seed", target_type="ai_model", changes={"added": added})
-    db.session.commit()
     return added
 
 
@@ -77,6 +78,7 @@ def get_model(model_uuid) -> tuple[AiModel, PriceRule]:
     return row[0], row[1]
 
 
+@atomic()
 def update_model(model_uuid, actor: Actor, *, is_active: bool | None = None, display_name: str | None = None,
                  capabilities: dict | None = None, billing_type: str | None = None,
                  prices: dict | None = None) -> tuple[AiModel, PriceRule]:
@@ -102,7 +104,6 @@ def update_model(model_uuid, actor: Actor, *, is_active: bool | None = None, dis
     if changes:
         audit.record(actor, "model.update", target_type="ai_model", target_id=model.id,
                      changes={"model_id": model.model_id, **changes})
-    db.session.commit()
     return model, rule
 
 
