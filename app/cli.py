@@ -10,13 +10,13 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from app.billing import accounts as billing
 from app.core.crypto import random_token
 from app.core.errors import DomainError, NotFound
 from app.extensions import db
 from app.identity import admins, api_keys, tenants, users
 from app.identity.audit import Actor
 from app.models import Tenant
-from app.services import billing
 
 CLI = Actor(kind="system", name="cli")
 
@@ -225,7 +225,7 @@ def ledger_cli():
 
 @ledger_cli.command("verify", help="Check balance = Σ entries, held = Σ HELD holds, each hold resolved once.")
 def ledger_verify():
-    from app.services import ledger
+    from app.billing import ledger
     problems = ledger.verify()
     for problem in problems:
         click.echo(problem)
@@ -242,7 +242,7 @@ def holds_cli():
 
 @holds_cli.command("expire", help="Release holds past their expiry (requests that died).")
 def holds_expire():
-    from app.services import billing
+    from app.billing import accounts as billing
     click.echo(f"Expired {billing.expire_due_holds()} hold(s).")
 
 
@@ -268,13 +268,12 @@ def credits_cli():
 @click.argument("amount", type=int)
 @click.option("--description", default=None)
 def credits_recharge(tenant_id, amount, description):
-    from app.services import billing
+    from app.billing import accounts as billing
     try:
-        outcome = billing.recharge(tenant_id, amount, CLI, description=description)
+        account = billing.recharge(tenant_id, amount, CLI, description=description).account
     except DomainError as error:
         _fail(error)
-    body = outcome.body
-    click.echo(f"Balance {body['balance']}, held {body['held']}, available {body['available']}.")
+    click.echo(f"Balance {account.balance}, held {account.held}, available {account.available}.")
 
 
 @click.group("idempotency", help="Idempotency keys.")
@@ -284,7 +283,7 @@ def idempotency_cli():
 
 @idempotency_cli.command("purge", help="Delete idempotency keys older than 24 hours.")
 def idempotency_purge():
-    from app.services import idempotency
+    from app.billing import idempotency
     click.echo(f"Purged {idempotency.purge_expired()} key(s).")
 
 

@@ -44,12 +44,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
+from app.billing import accounts as billing
+from app.billing import ledger
 from app.catalog import service as catalog
 from app.extensions import db  # noqa: E402
 from app.identity import tenants
 from app.identity.audit import Actor  # noqa: E402
 from app.models import Generation  # noqa: E402
-from app.services import billing, ledger  # noqa: E402
 from config import generate_secrets, load_config, normalize_database_url  # noqa: E402
 
 BENCH = Actor(kind="system", name="bench")

@@ -32,12 +32,13 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import create_app  # noqa: E402
+from app.billing import accounts as billing
+from app.billing import ledger
 from app.core.transaction import atomic  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.identity import tenants
 from app.identity.audit import Actor  # noqa: E402
 from app.models import LedgerEntry  # noqa: E402
-from app.services import billing, ledger  # noqa: E402
 from config import generate_secrets, load_config, normalize_database_url  # noqa: E402
 
 BENCH = Actor(kind="system", name="bench")

@@ -18,11 +18,11 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from app import create_app
+from app.billing import accounts as billing
 from app.catalog import service as catalog
 from app.extensions import db
 from app.identity import admins, tenants, users
 from app.identity.audit import Actor
-from app.services import billing
 from config import generate_secrets, load_config, normalize_database_url
 
 ON_CI = os.environ.get("CI", "").lower() == "true"

@@ -6,10 +6,19 @@ from pydantic import Field
 
 from app.admin import api_bp
 from app.admin.api import admin_actor
-from app.api.billing_views import AccountOut, EntryOut, TransactionListOut, TransactionsQuery, model_dict
-from app.api.schema import Body, Out, endpoint
+from app.api.billing_views import (
+    AccountOut,
+    EntryOut,
+    TransactionListOut,
+    TransactionsQuery,
+    account_out,
+    entry_out,
+    model_dict,
+)
+from app.api.schema import Body, Out, dump, endpoint
+from app.billing import accounts as billing
+from app.billing import ledger
 from app.catalog import service as catalog
-from app.services import billing
 
 TAGS = ("admin",)
 
@@ -56,6 +65,10 @@ class SeatPriceIn(Body):
     credits: int = Field(ge=0, le=10_000_000)
 
 
+def _money(movement) -> dict:
+    return dump(MoneyOut, {**account_out(movement.account), "entry": entry_out(movement.entry)})
+
+
 def _admin_model(model, rule) -> dict:
     return {**model_dict(model, rule), "uuid": str(model.id), "is_active": model.is_active}
 
@@ -64,11 +77,11 @@ def _admin_model(model, rule) -> dict:
 @endpoint("Add credits to a tenant (send an Idempotency-Key header to make retries safe)", body=RechargeIn,
           response=MoneyOut, status=201, errors=(401, 404, 409, 422), tags=TAGS)
 def recharge(body: RechargeIn):
-    outcome = billing.recharge(g.tenant.id, body.amount, admin_actor(), description=body.description,
-                               idempotency_key=request.headers.get("Idempotency-Key"))
-    response = jsonify(outcome.body)
-    response.status_code = outcome.status
-    if outcome.replayed:
+    movement = billing.recharge(g.tenant.id, body.amount, admin_actor(), description=body.description,
+                                idempotency_key=request.headers.get("Idempotency-Key"))
+    response = jsonify(_money(movement))
+    response.status_code = 201
+    if movement.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
 
@@ -77,13 +90,13 @@ def recharge(body: RechargeIn):
 @endpoint("Correct a tenant's balance up or down, with a reason", body=AdjustIn, response=MoneyOut, status=201,
           errors=(401, 404), tags=TAGS)
 def adjust(body: AdjustIn):
-    return jsonify(billing.adjust(g.tenant.id, body.amount, body.reason, admin_actor())), 201
+    return jsonify(_money(billing.adjust(g.tenant.id, body.amount, body.reason, admin_actor()))), 201
 
 
 @api_bp.get("/tenants/<tenant_id>/account")
 @endpoint("A tenant's balance, held and available credits", response=AccountOut, errors=(401, 404), tags=TAGS)
 def account():
-    return jsonify(billing.account_dict(g.tenant.id))
+    return jsonify(account_out(ledger.account(g.tenant.id)))
 
 
 @api_bp.get("/tenants/<tenant_id>/transactions")
@@ -92,7 +105,7 @@ def account():
 def transactions(query: TransactionsQuery):
     page = billing.list_entries(g.tenant.id, type_=query.type, date_from=query.date_from, date_to=query.date_to,
                                 cursor=query.cursor, limit=query.limit)
-    return jsonify({"object": "list", "data": [billing.entry_dict(e) for e in page.entries],
+    return jsonify({"object": "list", "data": [entry_out(e) for e in page.entries],
                     "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor})
 
 

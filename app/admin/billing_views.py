@@ -17,13 +17,15 @@ from app.admin import bp
 from app.admin.auth import acting_admin
 from app.admin.forms import Form, day, optional_text, text, whole_number
 from app.admin.views import FIXABLE, SECTIONS, respond, tenant_section, wants_fragment
+from app.billing import accounts as billing
+from app.billing import ledger
+from app.billing.idempotency import KeyReused
 from app.catalog import pricing
 from app.catalog import service as catalog
 from app.core.errors import InvalidInput
 from app.identity import tenants
 from app.models import BILLING_TYPES, ENTRY_TYPES, MODEL_KINDS, utcnow
-from app.services import billing, gateways
-from app.services.idempotency import KeyReused
+from app.services import gateways
 
 LEDGER_PER_PAGE = 25
 OVERVIEW_DAYS = 30
@@ -204,7 +206,7 @@ def _credits_section(tenant, *, ledger_values=None, **extra):
         ledger_form = Form.failed(typed, error, LEDGER_FILTERS + ("cursor",))
         entries = billing.Page([], None)
     filters = {name: value for name, value in typed.items() if value}
-    return {"tenant": tenant, "account": billing.account_dict(tenant.id), "entries": entries,
+    return {"tenant": tenant, "account": ledger.account(tenant.id), "entries": entries,
             "ledger_form": ledger_form, "ledger_filters": filters, "paged": bool(text(ledger_values, "cursor")),
             "entry_types": ENTRY_TYPES, "recharge_form": _recharge_form(), "adjust_form": Form(),
             "credits_notice": None, **extra}
@@ -230,7 +232,7 @@ RECHARGE_FIELDS = ("amount", "description")
 def tenant_recharge(tenant_id):
     tenant, values = tenants.find_tenant(tenant_id), request.form
     try:
-        outcome = billing.recharge(tenant.id, whole_number(values, "amount", "Amount"), acting_admin(),
+        movement = billing.recharge(tenant.id, whole_number(values, "amount", "Amount"), acting_admin(),
                                    description=optional_text(values, "description"),
                                    idempotency_key=optional_text(values, "idempotency_key"))
     except KeyReused:
@@ -243,11 +245,11 @@ def tenant_recharge(tenant_id):
         # Nothing was written, so the same key stays valid for the corrected form.
         return tenant_section(tenant, "credits", error.status,
                               recharge_form=Form.failed(_typed(values), error, RECHARGE_FIELDS))
-    amount = outcome.body["entry"]["amount"]
-    if outcome.replayed:
+    amount = movement.entry.amount
+    if movement.replayed:
         notice = f"That recharge of {amount:,} credits was already recorded; it was not applied twice."
     else:
-        notice = f"Recharged {amount:,} credits. Balance is now {outcome.body['balance']:,}."
+        notice = f"Recharged {amount:,} credits. Balance is now {movement.account.balance:,}."
     return tenant_section(tenant, "credits", credits_notice=notice)
 
 
@@ -258,14 +260,13 @@ ADJUST_FIELDS = ("amount", "reason")
 def tenant_adjust(tenant_id):
     tenant, values = tenants.find_tenant(tenant_id), request.form
     try:
-        result = billing.adjust(tenant.id, whole_number(values, "amount", "Amount"), text(values, "reason"),
-                                acting_admin())
+        movement = billing.adjust(tenant.id, whole_number(values, "amount", "Amount"), text(values, "reason"),
+                                  acting_admin())
     except FIXABLE as error:
         return tenant_section(tenant, "credits", error.status,
                               adjust_form=Form.failed(_typed(values), error, ADJUST_FIELDS))
-    amount = result["entry"]["amount"]
-    return tenant_section(tenant, "credits", credits_notice=f"Adjusted by {amount:+,} credits. "
-                                                            f"Balance is now {result['balance']:,}.")
+    return tenant_section(tenant, "credits", credits_notice=f"Adjusted by {movement.entry.amount:+,} credits. "
+                                                            f"Balance is now {movement.account.balance:,}.")
 
 
 CSV_COLUMNS = ("created_at", "type", "amount", "balance_after", "description", "actor_type", "actor_name",

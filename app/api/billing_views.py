@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api import bp
 from app.api.auth import current_principal, tenant_admin_required
-from app.api.schema import Body, Out, Query, endpoint
+from app.api.schema import Body, Out, Query, dump, endpoint
+from app.billing import accounts as billing
+from app.billing import ledger
 from app.catalog import service as catalog
-from app.services import billing
 
 AUTH = ("api_key", "member")
 
@@ -87,6 +88,18 @@ class SeatsOut(AccountOut):
     entry: EntryOut | None
 
 
+def entry_out(entry) -> dict:
+    return dump(EntryOut, {"id": str(entry.id), "type": entry.type, "amount": entry.amount,
+                           "balance_after": entry.balance_after, "description": entry.description,
+                           "reference": entry.reference, "hold_id": str(entry.hold_id) if entry.hold_id else None,
+                           "actor": {"type": entry.actor_type, "name": entry.actor_name},
+                           "created_at": entry.created_at.isoformat()})
+
+
+def account_out(account) -> dict:
+    return dump(AccountOut, account)
+
+
 def model_dict(model, rule) -> dict:
     return {"id": model.model_id, "owned_by": model.provider, "kind": model.kind,
             "display_name": model.display_name, "capabilities": model.capabilities,
@@ -113,7 +126,7 @@ def estimate(body: EstimateIn):
 @endpoint("Credits: balance, held by running requests, and available", response=AccountOut, auth=AUTH,
           tags=("billing",))
 def account():
-    return jsonify(billing.account_dict(current_principal().tenant.id))
+    return jsonify(account_out(ledger.account(current_principal().tenant.id)))
 
 
 @bp.get("/transactions")
@@ -122,7 +135,7 @@ def account():
 def transactions(query: TransactionsQuery):
     page = billing.list_entries(current_principal().tenant.id, type_=query.type, date_from=query.date_from,
                                 date_to=query.date_to, cursor=query.cursor, limit=query.limit)
-    return jsonify({"object": "list", "data": [billing.entry_dict(e) for e in page.entries],
+    return jsonify({"object": "list", "data": [entry_out(e) for e in page.entries],
                     "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor})
 
 
@@ -132,4 +145,7 @@ def transactions(query: TransactionsQuery):
 @tenant_admin_required
 def buy_seats(body: SeatsIn):
     principal = current_principal()
-    return jsonify(billing.purchase_seats(principal.tenant.id, body.count, principal.actor()))
+    bought = billing.purchase_seats(principal.tenant.id, body.count, principal.actor())
+    return jsonify(dump(SeatsOut, {**account_out(bought.account), "max_seats": bought.max_seats,
+                                   "credits": bought.credits,
+                                   "entry": entry_out(bought.entry) if bought.entry else None}))

@@ -60,7 +60,8 @@ class LedgerEntry(IdMixin, Base):
 
 
 class IdempotencyKey(IdMixin, Base):
-    """A client's Idempotency-Key: the first request's fingerprint and, once done, its response."""
+    """A client's Idempotency-Key: the first request's fingerprint and, once done, what it did (ids and
+    the figures its answer showed), so a retry answers exactly as the first request did."""
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (sa.UniqueConstraint("tenant_id", "scope", "key", name="uq_idempotency_keys_tenant_scope_key"),)
@@ -70,8 +71,7 @@ class IdempotencyKey(IdMixin, Base):
     key: Mapped[str] = mapped_column(sa.String(255))
     request_hash: Mapped[str] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(16), default="IN_PROGRESS")
-    response_status: Mapped[int | None]
-    response_body: Mapped[dict | None]
+    result: Mapped[dict | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
 

@@ -42,7 +42,7 @@ class Tenant(IdMixin, TimestampMixin, Base):
     storage_used_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     storage_quota_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     require_device: Mapped[bool] = mapped_column(default=True)
-    # Credits: spendable = balance - held. Changed only by app/services/ledger.py, in SQL.
+    # Credits: spendable = balance - held. Changed only by app/billing/ledger.py, in SQL.
     balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     held: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     # AES-GCM ciphertext of the webhook signing secret; the plaintext is shown once.

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app import jobs
+from app.billing import idempotency, ledger
 from app.catalog import pricing
 from app.catalog import service as catalog
 from app.core.errors import DomainError, InvalidInput, NotFound
@@ -40,7 +41,7 @@ from app.models import (
     parse_uuid,
     utcnow,
 )
-from app.services import gateway, idempotency, ledger, sandbox_link, usage
+from app.services import gateway, sandbox_link, usage
 from app.services.fetch import fetch_result
 from app.storage import service as storage
 
@@ -120,9 +121,9 @@ def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | Non
         record = None
         if key is not None:
             claimed = idempotency.claim(caller.tenant.id, f"generation.{kind}", key, params)
-            if isinstance(claimed, idempotency.Outcome):
+            if isinstance(claimed, idempotency.Remembered):
                 db.session.rollback()
-                replayed = get_for_tenant(Generation, caller.tenant.id, claimed.body["generation_id"],
+                replayed = get_for_tenant(Generation, caller.tenant.id, claimed.result["generation_id"],
                                           what="generation")
                 return Replay(replayed)
             record = claimed
@@ -179,7 +180,7 @@ def execute(started: Started) -> Generation:
                      quantity=measured.images or measured.characters, latency_ms=generation.upstream_ms)
         if started.idempotency_id is not None:
             record = db.session.get(IdempotencyKey, started.idempotency_id)
-            idempotency.finish(record, 200, {"generation_id": str(generation.id)})
+            idempotency.finish(record, {"generation_id": str(generation.id)})
         _commit_keeping(generation)
         return generation
     except DomainError as error:

@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from app.billing import accounts as billing
+from app.billing import ledger
 from app.core.transaction import atomic
 from app.extensions import db
 from app.models import LedgerEntry, utcnow
-from app.services import billing, ledger
 from tests.admin.conftest import audit_entries, text_of
 from tests.conftest import TEST_ACTOR
 
@@ -280,7 +281,7 @@ def test_the_billing_overview_sums_the_period_per_tenant_and_platform_wide(dashb
     billing.recharge(globex.tenant.id, 500, TEST_ACTOR)
     spend(globex, 400, 400)
     # An old recharge, outside the default 30 days.
-    old = billing.recharge(acme.tenant.id, 70, TEST_ACTOR).body["entry"]["id"]
+    old = str(billing.recharge(acme.tenant.id, 70, TEST_ACTOR).entry.id)
     db.session.execute(sa.update(LedgerEntry).where(LedgerEntry.id == uuid.UUID(old))
                        .values(created_at=utcnow() - timedelta(days=60)))
     db.session.commit()

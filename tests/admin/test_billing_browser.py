@@ -5,10 +5,11 @@ from datetime import timedelta
 
 import pytest
 
+from app.billing import accounts as billing
+from app.billing import ledger
 from app.catalog import service as catalog
 from app.core.transaction import atomic
 from app.models import utcnow
-from app.services import billing, ledger
 from tests.admin.test_browser import open_section, sign_in
 from tests.admin.test_models_prices import SEEDREAM, find
 from tests.conftest import TEST_ACTOR

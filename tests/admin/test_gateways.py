@@ -10,11 +10,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from app.billing import accounts as billing
 from app.catalog import service as catalog
 from app.core.crypto import decrypt
 from app.extensions import db
 from app.models import AiModel, Gateway, Generation
-from app.services import billing
 from app.services.gateway import SECRET_CONTEXT
 from tests.admin.conftest import audit_entries, text_of
 from tests.admin.test_generations_admin import IMAGE, generate_image

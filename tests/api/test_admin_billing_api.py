@@ -8,13 +8,14 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from app.billing import accounts as billing
+from app.billing import idempotency, ledger
 from app.catalog import service as catalog
 from app.catalog.seed import MODELS
 from app.core.errors import InvalidInput
 from app.core.transaction import atomic
 from app.extensions import db
 from app.models import AuditLog, IdempotencyKey, LedgerEntry, PriceRule, utcnow
-from app.services import billing, idempotency, ledger
 from tests.conftest import TEST_ACTOR, assert_error, key_headers, make_app, require
 
 

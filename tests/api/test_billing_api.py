@@ -8,13 +8,14 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
+from app.billing import accounts as billing
+from app.billing import ledger
 from app.catalog import service as catalog
 from app.catalog.seed import MODELS
 from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import tenants
 from app.models import AuditLog, LedgerEntry, Tenant
-from app.services import billing, ledger
 from tests.conftest import TEST_ACTOR, assert_error, key_headers
 
 

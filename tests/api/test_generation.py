@@ -10,11 +10,12 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from app.billing import accounts as billing
+from app.billing import ledger
 from app.catalog import service as catalog
 from app.extensions import db
 from app.identity import tenants
 from app.models import Generation, UsageRecord
-from app.services import billing, ledger
 from tests.conftest import TEST_ACTOR, assert_error, key_headers
 
 IMAGE = "doubao-seedream-4-0-250828"   # PER_IMAGE: 20 per 2K image, 40 per 4K

@@ -19,11 +19,12 @@ from hypothesis.stateful import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from app.billing import accounts as billing
+from app.billing import ledger
 from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import tenants
 from app.models import CreditHold, LedgerEntry, Tenant
-from app.services import billing, ledger
 from tests.conftest import TEST_ACTOR, require
 
 

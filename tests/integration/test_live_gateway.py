@@ -17,10 +17,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from app.billing import ledger
 from app.core.crypto import encrypt
 from app.extensions import db
 from app.models import CreditHold, Gateway, Generation, StoredFile
-from app.services import gateway, ledger
+from app.services import gateway
 from app.storage import service as storage
 from tests.conftest import _empty_all_tables, assert_error, key_headers, make_app
 from tests.sandbox.conftest import LiveSandbox, free_port

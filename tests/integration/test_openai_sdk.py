@@ -14,10 +14,11 @@ import pytest
 import requests
 from openai import OpenAI
 
+from app.billing import accounts as billing
+from app.billing import ledger
 from app.catalog import service as catalog
 from app.extensions import db
 from app.identity import tenants
-from app.services import billing, ledger
 from tests.conftest import TEST_ACTOR
 
 IMAGE = "doubao-seedream-4-0-250828"   # PER_IMAGE: 20 credits per image

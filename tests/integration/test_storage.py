@@ -271,7 +271,7 @@ def test_a_signed_url_with_a_traversal_key_is_never_served(app, client, make):
 # --- nothing stored is unaccounted for -----------------------------------------------------------------
 
 def test_a_generation_whose_settle_fails_leaves_neither_object_nor_row(app, client, make, monkeypatch):
-    from app.services import ledger
+    from app.billing import ledger
     from tests.conftest import key_headers
     created = make.funded_tenant()
 

@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from app.billing import accounts as billing
+from app.billing import ledger
 from app.catalog import service as catalog
 from app.catalog.seed import MODELS
 from app.core.transaction import atomic
 from app.extensions import db
 from app.models import AiModel, CreditHold, IdempotencyKey, LedgerEntry, PriceRule, Tenant, utcnow
-from app.services import billing, ledger
 from tests.conftest import TEST_ACTOR
 
 

@@ -10,6 +10,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from flask import current_app
 
+from app.billing import idempotency, ledger
 from app.core.errors import InvalidInput
 from app.core.paging import day_end, day_start, newest_first, one_page
 from app.core.transaction import atomic
@@ -18,26 +19,21 @@ from app.identity import audit, tenants
 from app.identity.audit import Actor
 from app.identity.tenants import get_tenant
 from app.models import ENTRY_TYPES, LedgerEntry, PlatformSetting, Tenant, utcnow
-from app.services import idempotency, ledger
 
 SEAT_PRICE = "seat_price_credits"
 
 
-def entry_dict(entry: LedgerEntry) -> dict:
-    return {"id": str(entry.id), "type": entry.type, "amount": entry.amount, "balance_after": entry.balance_after,
-            "description": entry.description, "reference": entry.reference,
-            "hold_id": str(entry.hold_id) if entry.hold_id else None,
-            "actor": {"type": entry.actor_type, "name": entry.actor_name},
-            "created_at": entry.created_at.isoformat()}
+@dataclass
+class Movement:
+    """Credits that moved: the entry written and the account right after it."""
 
-
-def account_dict(tenant_id: uuid.UUID) -> dict:
-    account = ledger.account(tenant_id)
-    return {"balance": account.balance, "held": account.held, "available": account.available}
+    entry: LedgerEntry
+    account: ledger.Account
+    replayed: bool = False  # a retried request: the entry and figures are the first request's
 
 
 def recharge(tenant_id, amount: int, actor: Actor, *, description: str | None = None,
-             idempotency_key: str | None = None) -> idempotency.Outcome:
+             idempotency_key: str | None = None) -> Movement:
     tenant = get_tenant(tenant_id)
     limit = current_app.config["RECHARGE_MAX_CREDITS"]
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= limit:
@@ -45,18 +41,21 @@ def recharge(tenant_id, amount: int, actor: Actor, *, description: str | None = 
     description = (description or "").strip() or "Recharge"
     key = idempotency.check_key(idempotency_key)
 
-    def operation():
+    def operation() -> dict:
         entry = ledger.credit(tenant.id, "RECHARGE", amount, actor, description=description)
-        db.session.flush()
         audit.record(actor, "credits.recharge", target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
                      changes={"amount": amount, "description": description, "entry_id": str(entry.id)})
-        return 201, {**account_dict(tenant.id), "entry": entry_dict(entry)}
+        account = ledger.account(tenant.id)
+        return {"entry_id": str(entry.id), "balance": account.balance, "held": account.held}
 
-    return idempotency.run_once(tenant.id, "admin.recharge", key, {"amount": amount, "description": description},
-                                operation)
+    result, replayed = idempotency.run_once(tenant.id, "admin.recharge", key,
+                                            {"amount": amount, "description": description}, operation)
+    return Movement(db.session.get(LedgerEntry, uuid.UUID(result["entry_id"])),
+                    ledger.Account(result["balance"], result["held"]), replayed)
 
 
-def adjust(tenant_id, amount: int, reason: str, actor: Actor) -> dict:
+@atomic()
+def adjust(tenant_id, amount: int, reason: str, actor: Actor) -> Movement:
     """Correct a balance up or down, with a reason; never below zero available."""
     tenant = get_tenant(tenant_id)
     limit = current_app.config["RECHARGE_MAX_CREDITS"]
@@ -66,20 +65,17 @@ def adjust(tenant_id, amount: int, reason: str, actor: Actor) -> dict:
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("A reason is required for an adjustment.", param="reason")
-    with atomic():
-        if amount > 0:
-            entry = ledger.credit(tenant.id, "ADJUST", amount, actor, description=reason)
-        else:
-            try:
-                entry = ledger.debit(tenant.id, "ADJUST", -amount, actor, description=reason)
-            except ledger.InsufficientCredits:
-                raise InvalidInput(f"Cannot take {-amount} credits: only {ledger.account(tenant.id).available} "
-                                   "are available.", code="adjustment_exceeds_available", param="amount") from None
-        db.session.flush()
-        audit.record(actor, "credits.adjust", target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
-                     changes={"amount": amount, "reason": reason, "entry_id": str(entry.id)})
-        result = {**account_dict(tenant.id), "entry": entry_dict(entry)}
-    return result
+    if amount > 0:
+        entry = ledger.credit(tenant.id, "ADJUST", amount, actor, description=reason)
+    else:
+        try:
+            entry = ledger.debit(tenant.id, "ADJUST", -amount, actor, description=reason)
+        except ledger.InsufficientCredits:
+            raise InvalidInput(f"Cannot take {-amount} credits: only {ledger.account(tenant.id).available} "
+                               "are available.", code="adjustment_exceeds_available", param="amount") from None
+    audit.record(actor, "credits.adjust", target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
+                 changes={"amount": amount, "reason": reason, "entry_id": str(entry.id)})
+    return Movement(entry, ledger.account(tenant.id))
 
 
 def seat_price() -> int:
@@ -102,31 +98,36 @@ def set_seat_price(credits: int, actor: Actor) -> int:
     return credits
 
 
-def purchase_seats(tenant_id: uuid.UUID, count: int, actor: Actor) -> dict:
+@dataclass
+class SeatPurchase:
+    account: ledger.Account
+    max_seats: int
+    credits: int
+    entry: LedgerEntry | None  # None when seats are free
+
+
+@atomic()
+def purchase_seats(tenant_id: uuid.UUID, count: int, actor: Actor) -> SeatPurchase:
     """Debit SEAT_PURCHASE and raise max_seats in one UPDATE (402 when credits are short)."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
         raise InvalidInput("count must be a whole number from 1 to 1000.", param="count")
     price = seat_price()
-    with atomic():
-        total = price * count
-        description = f"{count} seat{'s' if count > 1 else ''} at {price} credits"
-        if total:
-            entry = ledger.debit(tenant_id, "SEAT_PURCHASE", total, actor, description=description,
-                                 extra_values={"max_seats": Tenant.max_seats + count})
-        else:
-            db.session.execute(sa.update(Tenant).where(Tenant.id == tenant_id)
-                               .values(max_seats=Tenant.max_seats + count)
-                               .execution_options(synchronize_session=False))
-            entry = None
-        max_seats = db.session.scalar(sa.select(Tenant.max_seats).where(Tenant.id == tenant_id))
-        if max_seats > tenants.MAX_SEATS_LIMIT:  # checked after the UPDATE, so no race; atomic() undoes it
-            raise InvalidInput(f"A tenant can have at most {tenants.MAX_SEATS_LIMIT:,} seats.", param="count")
-        db.session.flush()
-        audit.record(actor, "seats.purchase", target_type="tenant", target_id=tenant_id, tenant_id=tenant_id,
-                     changes={"count": count, "price": price, "max_seats": max_seats})
-        result = {**account_dict(tenant_id), "max_seats": max_seats, "credits": total,
-                  "entry": entry_dict(entry) if entry else None}
-    return result
+    total = price * count
+    description = f"{count} seat{'s' if count > 1 else ''} at {price} credits"
+    if total:
+        entry = ledger.debit(tenant_id, "SEAT_PURCHASE", total, actor, description=description,
+                             extra_values={"max_seats": Tenant.max_seats + count})
+    else:
+        db.session.execute(sa.update(Tenant).where(Tenant.id == tenant_id)
+                           .values(max_seats=Tenant.max_seats + count)
+                           .execution_options(synchronize_session=False))
+        entry = None
+    max_seats = db.session.scalar(sa.select(Tenant.max_seats).where(Tenant.id == tenant_id))
+    if max_seats > tenants.MAX_SEATS_LIMIT:  # checked after the UPDATE, so no race; atomic() undoes it
+        raise InvalidInput(f"A tenant can have at most {tenants.MAX_SEATS_LIMIT:,} seats.", param="count")
+    audit.record(actor, "seats.purchase", target_type="tenant", target_id=tenant_id, tenant_id=tenant_id,
+                 changes={"count": count, "price": price, "max_seats": max_seats})
+    return SeatPurchase(ledger.account(tenant_id), max_seats, total, entry)
 
 
 def expire_due_holds(now: datetime | None = None) -> int:

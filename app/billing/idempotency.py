@@ -1,7 +1,8 @@
 """Idempotency keys (DESIGN §4) for any POST that must happen once.
 
 The key row is written in the same transaction as the effect, so "done" and "remembered" commit
-together. A retry with the same body replays the stored response; the same key with a different
+together. What is remembered is the operation's result (ids and figures, never an HTTP answer). A
+retry with the same body gets that result back, marked replayed; the same key with a different
 body is refused (422); a retry while the first request is still running (its row committed as
 IN_PROGRESS, as long generations do) gets 409.
 """
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from app.core.errors import Conflict, DomainError, InvalidInput
+from app.core.transaction import atomic
 from app.extensions import db
 from app.models import IdempotencyKey, utcnow
 
@@ -32,10 +34,10 @@ class KeyReused(DomainError):
 
 
 @dataclass
-class Outcome:
-    status: int
-    body: dict
-    replayed: bool = False
+class Remembered:
+    """The result the first request with this key stored."""
+
+    result: dict
 
 
 def fingerprint(payload) -> str:
@@ -52,9 +54,9 @@ def check_key(key: str | None) -> str | None:
     return key
 
 
-def claim(tenant_id: uuid.UUID, scope: str, key: str, payload) -> IdempotencyKey | Outcome:
+def claim(tenant_id: uuid.UUID, scope: str, key: str, payload) -> IdempotencyKey | Remembered:
     """In the caller's transaction: a new IN_PROGRESS row to fill with `finish`, or the stored
-    Outcome to replay. Raises KeyReused (422) or Conflict (409, still running)."""
+    result to replay. Raises KeyReused (422) or Conflict (409, still running)."""
     request_hash = fingerprint(payload)
     for _attempt in range(2):
         existing = db.session.scalar(sa.select(IdempotencyKey).where(
@@ -69,7 +71,7 @@ def claim(tenant_id: uuid.UUID, scope: str, key: str, payload) -> IdempotencyKey
             if existing.status != "COMPLETED":
                 raise Conflict("A request with this Idempotency-Key is still in progress.",
                                code="idempotency_request_in_progress")
-            return Outcome(existing.response_status, existing.response_body, replayed=True)
+            return Remembered(existing.result)
         record = IdempotencyKey(tenant_id=tenant_id, scope=scope, key=key, request_hash=request_hash,
                                 expires_at=utcnow() + KEY_LIFETIME)
         try:
@@ -83,34 +85,26 @@ def claim(tenant_id: uuid.UUID, scope: str, key: str, payload) -> IdempotencyKey
                    code="idempotency_request_in_progress")
 
 
-def finish(record: IdempotencyKey, status: int, body: dict) -> None:
+def finish(record: IdempotencyKey, result: dict) -> None:
     record.status = "COMPLETED"
-    record.response_status = status
-    record.response_body = body
+    record.result = result
 
 
 def run_once(tenant_id: uuid.UUID, scope: str, key: str | None, payload,
-             operation: Callable[[], tuple[int, dict]]) -> Outcome:
-    """Run `operation` (database work, uncommitted) and commit it together with the key row."""
-    try:
+             operation: Callable[[], dict]) -> tuple[dict, bool]:
+    """Run `operation` (database work, uncommitted) and commit its result together with the key row.
+    Returns (result, replayed)."""
+    with atomic():
         if key is None:
-            status, body = operation()
-            db.session.commit()
-            return Outcome(status, body)
+            return operation(), False
         claimed = claim(tenant_id, scope, key, payload)
-        if isinstance(claimed, Outcome):
-            db.session.rollback()
-            return claimed
-        status, body = operation()
-        finish(claimed, status, body)
-        db.session.commit()
-        return Outcome(status, body)
-    except BaseException:
-        db.session.rollback()
-        raise
+        if isinstance(claimed, Remembered):
+            return claimed.result, True
+        result = operation()
+        finish(claimed, result)
+    return result, False
 
 
+@atomic()
 def purge_expired() -> int:
-    deleted = db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow())).rowcount
-    db.session.commit()
-    return deleted
+    return db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow())).rowcount

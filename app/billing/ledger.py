@@ -1,12 +1,12 @@
-"""The credits ledger (DESIGN §4), modelled on two-phase transfers.
+"""The credits ledger (docs/architecture.md, "Credits ledger"), modelled on two-phase transfers.
 
 A tenant has `balance` and `held`; spendable = balance - held, and the database's CHECK constraints
 keep both invariants. Every balance change is one conditional UPDATE in SQL (never read-then-write
 in Python) plus its LedgerEntry, in the caller's transaction. A hold resolves exactly once:
 settle, release and expire are compare-and-set on its status, so racing workers cannot both win.
 
-These functions never commit: wrap them in `app.core.transaction.atomic()` (or call the
-committing operations in app/services/billing.py).
+These functions never commit: call them inside `app.core.transaction.atomic()` (or call the
+committing operations in app/billing/accounts.py).
 """
 from __future__ import annotations
 
