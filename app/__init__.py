@@ -40,8 +40,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     login_manager.init_app(app)
 
     from app import jobs
+    from app.gateway import sandbox as sandbox_link
     from app.identity import throttle
-    from app.services import sandbox_link
     throttle.init_app(app)
     sandbox_link.init_app(app)
     jobs.init_app(app)

@@ -23,9 +23,9 @@ from app.billing.idempotency import KeyReused
 from app.catalog import pricing
 from app.catalog import service as catalog
 from app.core.errors import InvalidInput
+from app.gateway import registry as gateways
 from app.identity import tenants
 from app.models import BILLING_TYPES, ENTRY_TYPES, MODEL_KINDS, utcnow
-from app.services import gateways
 
 LEDGER_PER_PAGE = 25
 OVERVIEW_DAYS = 30

@@ -15,10 +15,11 @@ from app.admin.auth import acting_admin
 from app.admin.forms import Form, checkbox, day, text, whole_number
 from app.admin.views import FIXABLE, SECTIONS, respond, tenant_section, wants_fragment
 from app.core.errors import InvalidInput
+from app.gateway import registry as gateways
 from app.identity import tenants
 from app.models import GENERATION_STATUSES, MODEL_KINDS, utcnow
-from app.services import gateways, usage
 from app.services import generation as generations
+from app.services import usage
 from app.storage import service as storage
 from app.storage import signing
 

@@ -10,7 +10,8 @@ from pydantic import Field
 from app.admin import api_bp
 from app.admin.api import admin_actor
 from app.api.schema import Body, Out, Query, dump, endpoint
-from app.services import gateways, usage
+from app.gateway import registry as gateways
+from app.services import usage
 
 TAGS = ("admin",)
 

@@ -4,6 +4,7 @@ the shell and tests."""
 from app.billing.models import ENTRY_TYPES, HOLD_STATUSES, CreditHold, IdempotencyKey, LedgerEntry, PlatformSetting
 from app.catalog.models import BILLING_TYPES, MODEL_KINDS, AiModel, PriceRule
 from app.core.db import Base, parse_uuid, utcnow
+from app.gateway.models import Gateway
 from app.identity.models import (
                                  KEY_MODES,
                                  KEY_SCOPES,
@@ -19,7 +20,7 @@ from app.identity.models import (
                                  TenantUser,
                                  UserSession,
 )
-from app.models.generation import GENERATION_STATUSES, Gateway, Generation, UsageDaily, UsageRecord
+from app.models.generation import GENERATION_STATUSES, Generation, UsageDaily, UsageRecord
 from app.storage.models import FILE_STATUSES, StoredFile
 
 __all__ = [

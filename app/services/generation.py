@@ -27,6 +27,9 @@ from app.core.errors import DomainError, InvalidInput, NotFound
 from app.core.lookup import get_for_tenant
 from app.core.paging import newest_first, one_page
 from app.extensions import db
+from app.gateway import client as gateway
+from app.gateway import sandbox as sandbox_link
+from app.gateway.fetch import fetch_result
 from app.identity.audit import Actor
 from app.models import (
     AiModel,
@@ -41,8 +44,7 @@ from app.models import (
     parse_uuid,
     utcnow,
 )
-from app.services import gateway, sandbox_link, usage
-from app.services.fetch import fetch_result
+from app.services import usage
 from app.storage import service as storage
 
 log = logging.getLogger(__name__)
@@ -248,9 +250,10 @@ def _system_actor(generation: Generation) -> Actor:
 
 # --- results ----------------------------------------------------------------------------------------
 
-def _store(generation: Generation, items: list[dict], kind: str) -> list[dict]:
+def _store(generation: Generation, items: list[dict], kind: str, target: gateway.Target) -> list[dict]:
     _mark(generation, "UPLOADING")
-    session = sandbox_link.fetch_session()  # reaches http://sandbox.local only; None without the in-process sandbox
+    # Results of the in-process sandbox are fetched through it; no other gateway's are.
+    session = sandbox_link.fetch_session() if target.in_process else None
     stored = []
     for index, item in enumerate(items):
         fetched = fetch_result(item["url"], kind=kind, session=session)
@@ -273,7 +276,7 @@ def _collect(generation: Generation, answer: gateway.Answer) -> pricing.Usage:
     items = gateway.result_urls(body)
     if not items:
         raise gateway.UpstreamFailed("The AI gateway answered without a result.", code="upstream_bad_response")
-    generation.results = _store(generation, items, generation.kind)
+    generation.results = _store(generation, items, generation.kind, answer.target)
     if generation.kind == "image":
         return pricing.Usage(images=len(items))
     characters = len(str(generation.params.get("input") or ""))

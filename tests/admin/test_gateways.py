@@ -14,8 +14,8 @@ from app.billing import accounts as billing
 from app.catalog import service as catalog
 from app.core.crypto import decrypt
 from app.extensions import db
+from app.gateway.client import SECRET_CONTEXT
 from app.models import AiModel, Gateway, Generation
-from app.services.gateway import SECRET_CONTEXT
 from tests.admin.conftest import audit_entries, text_of
 from tests.admin.test_generations_admin import IMAGE, generate_image
 from tests.conftest import TEST_ACTOR

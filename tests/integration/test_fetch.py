@@ -20,12 +20,11 @@ import pytest
 import requests
 from werkzeug.wrappers import Request, Response
 
-from app.core.crypto import encrypt
-from app.extensions import db
-from app.models import Gateway
-from app.services.fetch import ResultRefused, fetch_result
-from app.services.sandbox_link import WSGIAdapter
+from app.gateway import registry
+from app.gateway.fetch import ResultRefused, fetch_result
+from app.gateway.sandbox import WSGIAdapter
 from config import ConfigError, generate_secrets, load_config
+from tests.conftest import TEST_ACTOR
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 
@@ -278,14 +277,11 @@ def test_an_unresolvable_host_is_refused(guarded):
 def test_active_gateway_hosts_are_allowlisted_automatically(guarded, result_host):
     url = f"{result_host.base}/image.png"
     refused(url)
-    gateway = Gateway(name="domestic", base_url=f"{result_host.base}/", priority=10,
-                      secret_encrypted=encrypt("gw-secret", context="gateway.secret"))
-    db.session.add(gateway)
-    db.session.commit()
+    gateway = registry.create_gateway(TEST_ACTOR, name="domestic", base_url=f"{result_host.base}/",
+                                      secret="gw-secret", priority=10)  # as the dashboard does
     assert fetch_result(url, kind="image").data == PNG
 
-    gateway.is_active = False
-    db.session.commit()
+    registry.update_gateway(gateway.id, TEST_ACTOR, {"is_active": False})
     refused(url)
 
 

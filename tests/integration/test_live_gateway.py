@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from app.billing import ledger
 from app.core.crypto import encrypt
 from app.extensions import db
+from app.gateway import health, registry
 from app.models import CreditHold, Gateway, Generation, StoredFile
-from app.services import gateway
 from app.storage import service as storage
-from tests.conftest import _empty_all_tables, assert_error, key_headers, make_app
+from tests.conftest import TEST_ACTOR, _empty_all_tables, assert_error, key_headers, make_app
 from tests.sandbox.conftest import LiveSandbox, free_port
 
 SECRET = "live-gateway-secret"
@@ -62,7 +62,7 @@ def app(migrated, test_env, tmp_path, first):
                                       "video": 1200, "midjourney": READ_TIMEOUT})
     with app.app_context():
         yield app
-        gateway.flush_health(force=True)  # nothing buffered for this test's rows leaks into the next test
+        health.flush_health(force=True)  # nothing buffered for this test's rows leaks into the next test
         db.session.remove()
         _empty_all_tables()
         db.engine.dispose()
@@ -98,7 +98,7 @@ def assert_nothing_charged(created, code: str) -> Generation:
 
 
 def health_of(row: Gateway) -> Gateway:
-    gateway.flush_health(force=True)
+    health.flush_health(force=True)
     db.session.expire_all()
     return db.session.get(Gateway, row.id)
 
@@ -228,8 +228,7 @@ def test_a_gateway_switched_off_here_is_skipped_from_the_next_request(client, ac
     row = add_gateway("second", second.url, priority=1)
     assert chat(client, acme).status_code == 200  # the active gateways are now cached in this process
     before = served(second)
-    row.is_active = False
-    db.session.commit()
+    registry.update_gateway(row.id, TEST_ACTOR, {"is_active": False})  # as the dashboard does
     assert chat(client, acme).status_code == 200
     assert served(second) == before  # the default gateway answered
 

@@ -31,8 +31,9 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.connection import create_connection
 
-from app.services import gateway
-from app.services.gateway import SANDBOX_HOST, UpstreamFailed
+from app.gateway import client as gateway
+from app.gateway.client import UpstreamFailed
+from app.gateway.sandbox import SANDBOX_HOST
 
 log = logging.getLogger(__name__)
 

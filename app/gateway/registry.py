@@ -1,4 +1,4 @@
-"""Managing waule-api gateways: the rows the client in app/services/gateway.py sends calls to.
+"""Managing waule-api gateways: the rows the client in app/gateway/client.py sends calls to.
 
 A gateway's secret is written encrypted and never read back out of this module: not in a return
 value, a form, an audit entry or a log line. Replacing it is the only way to change it.
@@ -13,12 +13,14 @@ import sqlalchemy as sa
 
 from app.catalog.service import get_model
 from app.core.crypto import encrypt
-from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.errors import Conflict, InvalidInput
+from app.core.lookup import get_or_404
+from app.core.transaction import atomic
 from app.extensions import db
+from app.gateway import client as gateway
 from app.identity import audit
 from app.identity.audit import Actor
-from app.models import AiModel, Gateway, parse_uuid
-from app.services import gateway
+from app.models import AiModel, Gateway
 
 NAME_MAX = 80
 URL_MAX = 255
@@ -105,11 +107,7 @@ def _name_taken(name: str, except_id: uuid.UUID | None = None) -> bool:
 
 
 def get_gateway(gateway_id) -> Gateway:
-    gateway_uuid = parse_uuid(gateway_id)
-    row = db.session.get(Gateway, gateway_uuid) if gateway_uuid else None
-    if row is None:
-        raise NotFound("No such gateway.", code="gateway_not_found")
-    return row
+    return get_or_404(Gateway, gateway_id, what="gateway")
 
 
 def list_gateways() -> list[Gateway]:
@@ -125,12 +123,13 @@ def create_gateway(actor: Actor, *, name: str, base_url: str, secret: str, path_
     if _name_taken(values["name"]):
         raise Conflict(f"A gateway named {values['name']!r} already exists.", param="name",
                        code="gateway_name_taken")
-    row = Gateway(**values, secret_encrypted=encrypt(secret, context=gateway.SECRET_CONTEXT))
-    db.session.add(row)
-    db.session.flush()
-    audit.record(actor, "gateway.create", target_type="gateway", target_id=row.id,
-                 changes={name: values[name] for name in PUBLIC_FIELDS})
-    db.session.commit()
+    with atomic():
+        row = Gateway(**values, secret_encrypted=encrypt(secret, context=gateway.SECRET_CONTEXT))
+        db.session.add(row)
+        db.session.flush()
+        audit.record(actor, "gateway.create", target_type="gateway", target_id=row.id,
+                     changes={name: values[name] for name in PUBLIC_FIELDS})
+    gateway.forget_gateways()  # after the commit: this process calls the new set from its next request
     return row
 
 
@@ -144,14 +143,15 @@ def update_gateway(gateway_id, actor: Actor, changes: dict) -> Gateway:
     if "name" in values and _name_taken(values["name"], except_id=row.id):
         raise Conflict(f"A gateway named {values['name']!r} already exists.", param="name",
                        code="gateway_name_taken")
-    recorded = audit.diff(row, values)
-    if secret is not None:
-        row.secret_encrypted = encrypt(secret, context=gateway.SECRET_CONTEXT)
-        recorded["secret"] = "replaced"  # that it changed, never what to
-    if recorded:
-        audit.record(actor, "gateway.update", target_type="gateway", target_id=row.id,
-                     changes={"name": row.name, **recorded})
-    db.session.commit()
+    with atomic():
+        recorded = audit.diff(row, values)
+        if secret is not None:
+            row.secret_encrypted = encrypt(secret, context=gateway.SECRET_CONTEXT)
+            recorded["secret"] = "replaced"  # that it changed, never what to
+        if recorded:
+            audit.record(actor, "gateway.update", target_type="gateway", target_id=row.id,
+                         changes={"name": row.name, **recorded})
+    gateway.forget_gateways()
     return row
 
 
@@ -161,6 +161,7 @@ class ConnectionTest:
     detail: str
 
 
+@atomic()
 def test_connection(gateway_id, actor: Actor) -> ConnectionTest:
     """GET /health on the gateway with its own credentials; the answer is shown, not counted, because
     the health counters describe real traffic."""
@@ -168,10 +169,10 @@ def test_connection(gateway_id, actor: Actor) -> ConnectionTest:
     ok, detail = gateway.health(gateway.row_target(row))
     audit.record(actor, "gateway.test", target_type="gateway", target_id=row.id,
                  changes={"name": row.name, "ok": ok, "detail": detail})
-    db.session.commit()
     return ConnectionTest(ok, detail)
 
 
+@atomic()
 def set_model_gateway(model_uuid, gateway_id, actor: Actor) -> AiModel:
     """Name the gateway a model's calls go to first; None sends them to the default (WAULEAPI_URL)."""
     model, _rule = get_model(model_uuid)
@@ -183,7 +184,6 @@ def set_model_gateway(model_uuid, gateway_id, actor: Actor) -> AiModel:
         audit.record(actor, "model.gateway", target_type="ai_model", target_id=model.id,
                      changes={"model_id": model.model_id,
                               "gateway": [old.name if old else None, target.name if target else None]})
-    db.session.commit()
     return model
 
 

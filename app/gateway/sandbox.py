@@ -12,7 +12,8 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from werkzeug.test import Client
 
-SANDBOX_BASE = "http://sandbox.local"
+SANDBOX_HOST = "sandbox.local"
+SANDBOX_BASE = f"http://{SANDBOX_HOST}"
 
 
 class WSGIAdapter(BaseAdapter):
@@ -38,6 +39,17 @@ class WSGIAdapter(BaseAdapter):
 
     def close(self):
         pass
+
+
+def is_mounted() -> bool:
+    return "waule.sandbox_adapter" in current_app.extensions
+
+
+def mount(session: requests.Session) -> None:
+    """Let http://sandbox.local/ on this session reach the in-process sandbox app."""
+    adapter = current_app.extensions.get("waule.sandbox_adapter")
+    if adapter is not None:
+        session.mount(f"{SANDBOX_BASE}/", adapter)
 
 
 def fetch_session() -> requests.Session | None:

@@ -1,4 +1,4 @@
-"""The waule-api client (waule-api-contract.md).
+"""The waule-api client (docs/gateway-contract.md).
 
 One requests.Session per gateway, both auth headers, a short connect timeout and per-kind read
 timeouts. Connection failures fail over to the next active gateway; an HTTP answer is never retried
@@ -18,19 +18,18 @@ from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
-from flask import current_app, has_app_context
-from sqlalchemy.orm import Session
+from flask import current_app
 from urllib3.exceptions import NewConnectionError
 
-from app.core.counters import BufferedCounter
 from app.core.crypto import decrypt
 from app.core.errors import DomainError, InvalidInput
 from app.extensions import db
-from app.models import Gateway, utcnow
+from app.gateway import sandbox
+from app.gateway.health import note_health
+from app.gateway.models import Gateway
 
 log = logging.getLogger(__name__)
 SECRET_CONTEXT = "gateway.secret"
-SANDBOX_HOST = "sandbox.local"  # the in-process sandbox answers on http://sandbox.local/
 
 
 class UpstreamRejected(InvalidInput):
@@ -60,6 +59,7 @@ class Target:
     gateway_id: uuid.UUID | None = None
     priority: int = 100
     weight: int = 1
+    in_process: bool = False  # answered by the in-process sandbox (test mode, or the test suite's gateway)
 
     @property
     def host(self) -> str:
@@ -80,7 +80,7 @@ _sessions_lock = threading.Lock()
 
 
 def session_for(target: Target) -> requests.Session:
-    key = (target.base_url, target.secret)
+    key = (target.base_url, target.secret, target.in_process)
     with _sessions_lock:
         session = _sessions.get(key)
         if session is None:
@@ -89,16 +89,16 @@ def session_for(target: Target) -> requests.Session:
                                     "X-Internal-Secret": target.secret,
                                     "User-Agent": "waule-server"})
             session.trust_env = False  # never route gateway traffic through an ambient proxy
-            mount_sandbox(session)
+            if target.in_process:
+                sandbox.mount(session)
             _sessions[key] = session
         return session
 
 
-def mount_sandbox(session: requests.Session) -> None:
-    """Let http://sandbox.local/ reach the in-process sandbox app (test mode without a process)."""
-    adapter = current_app.extensions.get("waule.sandbox_adapter")
-    if adapter is not None:
-        session.mount(f"http://{SANDBOX_HOST}/", adapter)
+def _in_process(url: str) -> bool:
+    """Only the test suite's own gateway URL reaches the in-process sandbox: a live gateway never does."""
+    return (current_app.config["TESTING"] and sandbox.is_mounted()
+            and (urlsplit(url).hostname or "").lower() == sandbox.SANDBOX_HOST)
 
 
 # --- choosing gateways ------------------------------------------------------------------------------
@@ -108,22 +108,25 @@ def default_target() -> Target | None:
     if not url:
         return None
     return Target("default", url.rstrip("/"), current_app.config["WAULEAPI_SECRET"],
-                  current_app.config["WAULEAPI_PATH_PREFIX"])
+                  current_app.config["WAULEAPI_PATH_PREFIX"], in_process=_in_process(url))
 
 
 def sandbox_target() -> Target:
-    url = current_app.config.get("SANDBOX_URL") or f"http://{SANDBOX_HOST}"
-    return Target("sandbox", url.rstrip("/"), current_app.config["SANDBOX_SECRET"], "/v1")
+    """Where test-mode calls go: a sandbox process at SANDBOX_URL, else the in-process one."""
+    url = current_app.config.get("SANDBOX_URL")
+    if url:
+        return Target("sandbox", url.rstrip("/"), current_app.config["SANDBOX_SECRET"], "/v1")
+    return Target("sandbox", sandbox.SANDBOX_BASE, current_app.config["SANDBOX_SECRET"], "/v1", in_process=True)
 
 
 def row_target(row: Gateway) -> Target:
     return Target(row.name, row.base_url.rstrip("/"), decrypt(row.secret_encrypted, context=SECRET_CONTEXT),
-                  row.path_prefix or "/v1", row.id, row.priority, row.weight)
+                  row.path_prefix or "/v1", row.id, row.priority, row.weight, _in_process(row.base_url))
 
 
 # The active gateways, read at most once per GATEWAY_CACHE_SECONDS per process: every generation
-# needs them (the call order, the fetch allowlist) and they change a few times a year. Any commit
-# in this process that touches a gateway row forgets them at once; other processes within the interval.
+# needs them (the call order, the fetch allowlist) and they change a few times a year. The registry
+# forgets them when it changes a gateway, so this process sees a change at once; others within the interval.
 @dataclass
 class _ActiveGateways:
     targets: list[Target]
@@ -154,18 +157,6 @@ def forget_gateways() -> None:
     with _active_lock:
         cache.pop("active", None)
         cache["forgotten_at"] = time.monotonic()
-
-
-@sa.event.listens_for(Session, "after_flush")
-def _note_gateway_change(session: Session, _flush_context) -> None:
-    if any(isinstance(row, Gateway) for row in (*session.new, *session.dirty, *session.deleted)):
-        session.info["gateways_changed"] = True
-
-
-@sa.event.listens_for(Session, "after_commit")
-def _forget_changed_gateways(session: Session) -> None:
-    if session.info.pop("gateways_changed", False) and has_app_context():
-        forget_gateways()
 
 
 def targets_for(gateway_id: uuid.UUID | None) -> list[Target]:
@@ -296,23 +287,3 @@ def health(target: Target) -> tuple[bool, str]:
     if status in ("ok", "healthy"):
         return True, status
     return False, f"HTTP {response.status_code}"
-
-
-# --- health counters --------------------------------------------------------------------------------
-# Buffered like API-key use: one UPDATE per gateway per flush, not one per generation.
-
-_health = BufferedCounter(Gateway.__table__)
-
-
-def note_health(target: Target, *, ok: bool, error: str | None = None) -> None:
-    if target.gateway_id is None:
-        return
-    if ok:
-        _health.add(target.gateway_id, {"success_count": 1}, {"last_success_at": utcnow()})
-    else:
-        _health.add(target.gateway_id, {"error_count": 1},
-                    {"last_error": (error or "error")[:500], "last_error_at": utcnow()})
-
-
-def flush_health(force: bool = False) -> int:
-    return _health.flush(force)
