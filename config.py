@@ -225,7 +225,8 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path 
         "TRUST_PROXY_HOPS": _int(env, "TRUST_PROXY_HOPS", 0, 0, 5),
         "RECHARGE_MAX_CREDITS": _int(env, "RECHARGE_MAX_CREDITS", 10_000_000, 1, 10**12),
         "SEAT_PRICE_CREDITS": _int(env, "SEAT_PRICE_CREDITS", 1000, 0, 10**9),
-        "HOLD_TTL_SECONDS": _int(env, "HOLD_TTL_SECONDS", 1800, 60, 7 * 86400),
+        # How long a hold outlives its generation's deadline before `flask holds expire` releases it blind.
+        "HOLD_TTL_SECONDS": _int(env, "HOLD_TTL_SECONDS", 600, 60, 7 * 86400),
         **_gateway_settings(env, environment),
         **_storage_settings(env, instance_path),
         "DEMO_SEED": _bool(env, "DEMO_SEED", environment == "development"),

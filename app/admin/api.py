@@ -15,17 +15,8 @@ from pydantic import Field
 from app.admin import api_bp
 from app.api.auth import client_ip
 from app.api.schema import Body, Out, Query, dump, endpoint
-from app.api.schemas import (
-    ApiKeyCreatedOut,
-    ApiKeyCreateIn,
-    ApiKeyOut,
-    DeviceOut,
-    ListOf,
-    TenantOut,
-    UserCreateIn,
-    UserOut,
-    UserUpdateIn,
-)
+from app.api.schemas import (ApiKeyCreatedOut, ApiKeyCreateIn, ApiKeyOut, DeviceOut, ListOf, TenantOut, UserCreateIn,
+                             UserOut, UserUpdateIn)
 from app.core.errors import Unauthenticated
 from app.identity import admins, api_keys, devices, tenants, users
 from app.identity.audit import Actor

@@ -6,15 +6,8 @@ from pydantic import Field
 
 from app.admin import api_bp
 from app.admin.api import admin_actor
-from app.api.billing_views import (
-    AccountOut,
-    EntryOut,
-    TransactionListOut,
-    TransactionsQuery,
-    account_out,
-    entry_out,
-    model_dict,
-)
+from app.api.billing_views import (AccountOut, EntryOut, TransactionListOut, TransactionsQuery, account_out, entry_out,
+                                   model_dict)
 from app.api.schema import Body, Out, dump, endpoint
 from app.billing import accounts as billing
 from app.billing import ledger

@@ -16,10 +16,9 @@ from app.admin.forms import Form, checkbox, day, text, whole_number
 from app.admin.views import FIXABLE, SECTIONS, respond, tenant_section, wants_fragment
 from app.core.errors import InvalidInput
 from app.gateway import registry as gateways
+from app.generation import queries, usage
 from app.identity import tenants
 from app.models import GENERATION_STATUSES, MODEL_KINDS, utcnow
-from app.services import generation as generations
-from app.services import usage
 from app.storage import service as storage
 from app.storage import signing
 
@@ -37,14 +36,14 @@ def generation_list():
     typed = {name: text(values, name) for name in GENERATION_FILTERS}
     form, status = Form(typed), 200
     try:
-        found = generations.list_all_generations(
+        found = queries.list_all_generations(
             generation_id=typed["q"] or None, tenant=typed["tenant"] or None, kind=typed["kind"] or None,
             status=typed["status"] or None, model=typed["model"] or None,
             date_from=day(values, "date_from", "From"), date_to=day(values, "date_to", "To"),
             cursor=text(values, "cursor") or None, limit=GENERATIONS_PER_PAGE)
     except InvalidInput as error:
         form, status = Form.failed(typed, error, GENERATION_FILTERS + ("cursor",)), error.status
-        found = generations.PlatformGenerationPage([], None)
+        found = queries.PlatformGenerationPage([], None)
     return respond("admin/partials/generation_table.html", "admin/generations.html", status, form=form,
                    found=found, filters={k: v for k, v in typed.items() if v}, paged=bool(text(values, "cursor")),
                    kinds=MODEL_KINDS, statuses=GENERATION_STATUSES)
@@ -84,7 +83,7 @@ def _steps(timeline: list[dict]) -> list[dict]:
 
 @bp.get("/generations/<generation_id>")
 def generation_detail(generation_id):
-    detail = generations.generation_detail(generation_id)
+    detail = queries.generation_detail(generation_id)
     generation = detail.generation
     return render_template("admin/generation_detail.html", detail=detail,
                    generation=generation, previews=_previews(storage.files_of([generation.id])[generation.id]), steps=_steps(generation.timeline),

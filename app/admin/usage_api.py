@@ -11,7 +11,7 @@ from app.admin import api_bp
 from app.admin.api import admin_actor
 from app.api.schema import Body, Out, Query, dump, endpoint
 from app.gateway import registry as gateways
-from app.services import usage
+from app.generation import usage
 
 TAGS = ("admin",)
 

@@ -13,9 +13,9 @@ from app.admin import bp
 from app.admin.auth import acting_admin, guard, is_htmx, safe_next, sign_in_required
 from app.admin.forms import Form, Page, checkbox, day, optional_text, page_number, text, whole_number
 from app.core.errors import Conflict, DomainError, InvalidInput, Throttled, Unauthenticated
+from app.generation import usage
 from app.identity import admins, api_keys, audit, devices, tenants, users
 from app.models import KEY_MODES, KEY_SCOPES, USER_ROLES, utcnow
-from app.services import usage
 
 TENANTS_PER_PAGE = 20
 AUDIT_PER_PAGE = 50

@@ -14,9 +14,8 @@ from app.api import bp
 from app.api.auth import current_principal
 from app.api.schema import Body, Out, Query, endpoint
 from app.core.errors import Forbidden
+from app.generation import flow, queries, usage
 from app.models import Generation
-from app.services import generation as generations
-from app.services import usage
 from app.storage import service as storage
 from app.storage import signing
 from app.storage.models import StoredFile
@@ -122,11 +121,11 @@ class UsageOut(Out):
     totals: dict
 
 
-def _caller() -> generations.Caller:
+def _caller() -> flow.Caller:
     principal = current_principal()
     if not principal.can_generate:
         raise Forbidden("This API key has no 'generate' scope.", code="scope_required")
-    return generations.Caller(principal.tenant, principal.user.id if principal.user else None,
+    return flow.Caller(principal.tenant, principal.user.id if principal.user else None,
                               principal.api_key.id if principal.api_key else None, principal.mode == "test",
                               principal.actor())
 
@@ -183,9 +182,9 @@ def create_images(body: ImageIn):
               "reference_images": body.reference_images, "max_images": body.max_images or body.n, "n": body.n}
     params = {k: v for k, v in params.items() if v is not None}
     if body.run_async:
-        generation = generations.run_in_background(_caller(), "image", params, idempotency_key=_idempotency_key())
+        generation = flow.run_in_background(_caller(), "image", params, idempotency_key=_idempotency_key())
         return jsonify(generation_dict(generation, _files(generation))), 202
-    generation = generations.run(_caller(), "image", params, idempotency_key=_idempotency_key())
+    generation = flow.run(_caller(), "image", params, idempotency_key=_idempotency_key())
     prompts = {r.get("file_id"): r.get("revised_prompt") for r in generation.results}
     data = []
     for stored in _files(generation):
@@ -205,7 +204,7 @@ def create_images(body: ImageIn):
 def create_speech(body: SpeechIn):
     params = {k: v for k, v in {"model": body.model, "input": body.input, "voice": body.voice,
                                 "speed": body.speed}.items() if v is not None}
-    generation = generations.run(_caller(), "audio", params, idempotency_key=_idempotency_key())
+    generation = flow.run(_caller(), "audio", params, idempotency_key=_idempotency_key())
     stored = _files(generation)[0]
     return Response(storage.read(stored), mimetype=stored.content_type,
                     headers={"X-Generation-Id": str(generation.id)})
@@ -248,7 +247,7 @@ def create_chat(body: ChatIn):
     params = body.model_dump(exclude_none=True, exclude={"stream", "stream_options", "n", "user"})
     params["messages"] = [m.model_dump(exclude_none=True) for m in body.messages]
     # Settled before the first byte: the gateway answers whole, so the charge is for what it generated.
-    generation = generations.run(_caller(), "chat", params, idempotency_key=_idempotency_key())
+    generation = flow.run(_caller(), "chat", params, idempotency_key=_idempotency_key())
     if not body.stream:
         return jsonify(_completion(generation))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -262,7 +261,7 @@ def create_chat(body: ChatIn):
 def list_generations(query: GenerationsQuery):
     principal = current_principal()
     own = principal.user.id if principal.kind == "member" else None
-    page = generations.list_generations(principal.tenant.id, user_id=own, kind=query.kind, status=query.status,
+    page = queries.list_generations(principal.tenant.id, user_id=own, kind=query.kind, status=query.status,
                                         model=query.model, date_from=query.date_from, date_to=query.date_to,
                                         cursor=query.cursor, limit=query.limit)
     files = storage.files_of(g.id for g in page.generations)
@@ -276,7 +275,7 @@ def list_generations(query: GenerationsQuery):
 def show_generation(generation_id: str):
     principal = current_principal()
     own = principal.user.id if principal.kind == "member" else None
-    generation = generations.get_generation(principal.tenant.id, generation_id, user_id=own)
+    generation = queries.get_generation(principal.tenant.id, generation_id, user_id=own)
     return jsonify(generation_dict(generation, _files(generation)))
 
 

@@ -6,16 +6,8 @@ from flask import jsonify
 from app.api import bp
 from app.api.auth import current_principal, tenant_admin_required
 from app.api.schema import dump, endpoint
-from app.api.schemas import (
-    ApiKeyCreatedOut,
-    ApiKeyCreateIn,
-    ApiKeyOut,
-    DeviceOut,
-    ListOf,
-    UserCreateIn,
-    UserOut,
-    UserUpdateIn,
-)
+from app.api.schemas import (ApiKeyCreatedOut, ApiKeyCreateIn, ApiKeyOut, DeviceOut, ListOf, UserCreateIn, UserOut,
+                             UserUpdateIn)
 from app.identity import api_keys, devices, users
 
 AUTH = ("api_key", "member")

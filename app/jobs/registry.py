@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 
 JOBS: dict[str, str] = {
-    "generation.execute": "app.services.generation:execute_queued",
+    "generation.execute": "app.generation.flow:execute_queued",
 }
 
 

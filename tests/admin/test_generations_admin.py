@@ -51,7 +51,7 @@ def listed(response) -> list[tuple[str, str]]:
 
 
 def latest_generation_id(created) -> str:
-    from app.services.generation import list_generations
+    from app.generation.queries import list_generations
     return str(list_generations(created.tenant.id, limit=1).generations[0].id)
 
 

@@ -220,3 +220,16 @@ def test_usage_summary_groups_by_model_and_member(client, make, acme):
     assert by_model["totals"]["credits"] == 40
     by_member = client.get("/api/v1/usage?group_by=member", headers=key_headers(acme)).get_json()
     assert sorted(item["username"] for item in by_member["data"]) == ["(API key)", "alice"]
+
+
+def test_a_hold_outlives_its_generations_deadline_by_the_margin(app, client, acme):
+    from app.models import CreditHold
+    body = image(client, acme, "a fox [sandbox:fail]").get_json()  # the row and its hold stay behind
+    generation = db.session.scalar(sa.select(Generation).where(Generation.tenant_id == acme.tenant.id))
+    hold = db.session.get(CreditHold, generation.hold_id)
+    assert body["error"] and hold.status == "RELEASED"
+    timeouts = app.config["WAULEAPI_TIMEOUTS"]["image"] + app.config["FETCH_TIMEOUT_SECONDS"]
+    assert abs((generation.deadline_at - generation.created_at).total_seconds() - timeouts) < 5
+    # The sweep fails an overdue generation (releasing its hold) before the hold could expire blind.
+    assert (hold.expires_at - generation.deadline_at).total_seconds() == pytest.approx(
+        app.config["HOLD_TTL_SECONDS"], abs=5)

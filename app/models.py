@@ -5,22 +5,9 @@ from app.billing.models import ENTRY_TYPES, HOLD_STATUSES, CreditHold, Idempoten
 from app.catalog.models import BILLING_TYPES, MODEL_KINDS, AiModel, PriceRule
 from app.core.db import Base, parse_uuid, utcnow
 from app.gateway.models import Gateway
-from app.identity.models import (
-                                 KEY_MODES,
-                                 KEY_SCOPES,
-                                 OSS_MODES,
-                                 USER_ROLES,
-                                 AdminToken,
-                                 ApiKey,
-                                 AuditLog,
-                                 PlatformAdmin,
-                                 RefreshToken,
-                                 Tenant,
-                                 TenantDevice,
-                                 TenantUser,
-                                 UserSession,
-)
-from app.models.generation import GENERATION_STATUSES, Generation, UsageDaily, UsageRecord
+from app.generation.models import GENERATION_STATUSES, Generation, UsageDaily, UsageRecord
+from app.identity.models import (KEY_MODES, KEY_SCOPES, OSS_MODES, USER_ROLES, AdminToken, ApiKey, AuditLog,
+                                 PlatformAdmin, RefreshToken, Tenant, TenantDevice, TenantUser, UserSession)
 from app.storage.models import FILE_STATUSES, StoredFile
 
 __all__ = [

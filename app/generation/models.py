@@ -1,3 +1,4 @@
+"""A generation (one request that costs credits) and the usage it leaves behind."""
 from __future__ import annotations
 
 import uuid

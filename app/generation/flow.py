@@ -1,0 +1,249 @@
+"""A generation, end to end (docs/architecture.md, "A generation, end to end"):
+
+validate → model enabled? → estimate → hold (+ idempotency row) → PENDING → gateway (GENERATING)
+→ copy results into the tenant's storage (UPLOADING) → settle the actual → COMPLETED → usage record.
+Any failure releases the hold, marks the generation FAILED with a clear error, records the failed
+usage and forgets the idempotency key (nothing was charged, so a retry may run again). What differs
+between kinds (the gateway route, what is forwarded, how the answer is read) is in kinds/.
+
+Test-mode callers (wk_test_ keys and sessions opened with them) always go to the sandbox and never
+touch credits; their generations and usage are marked test.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app import jobs
+from app.billing import idempotency, ledger
+from app.billing.models import IdempotencyKey
+from app.catalog import pricing
+from app.catalog import service as catalog
+from app.catalog.models import AiModel, PriceRule
+from app.core.db import utcnow
+from app.core.errors import DomainError, InvalidInput
+from app.core.lookup import get_for_tenant
+from app.core.transaction import atomic
+from app.extensions import db
+from app.gateway import client as gateway
+from app.gateway import sandbox as sandbox_link
+from app.gateway.fetch import fetch_result
+from app.generation import kinds, usage
+from app.generation.models import Generation
+from app.identity.audit import Actor
+from app.identity.models import Tenant
+from app.storage import service as storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant: Tenant
+    user_id: uuid.UUID | None
+    api_key_id: uuid.UUID | None
+    is_test: bool
+    actor: Actor
+
+
+@dataclass
+class Started:
+    generation: Generation
+    model: AiModel
+    rule: PriceRule
+    idempotency_id: uuid.UUID | None
+    # Read while the rows are loaded: start()'s commit expires them, and reloading costs two queries.
+    gateway_id: uuid.UUID | None = field(init=False)
+    billing_type: str = field(init=False)
+    prices: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gateway_id = self.model.gateway_id
+        self.billing_type, self.prices = self.rule.billing_type, self.rule.prices
+
+
+@dataclass
+class Replay:
+    generation: Generation
+
+
+def _mark(generation: Generation, status: str) -> None:
+    generation.status = status
+    generation.timeline = [*generation.timeline, {"status": status, "at": utcnow().isoformat()}]
+
+
+def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None,
+          generating: bool = False) -> Started | Replay:
+    """Everything before the gateway call, committed in one transaction: the hold, the idempotency
+    row and the PENDING generation exist together or not at all. `generating`: the caller calls the
+    gateway right away, so the generation is GENERATING in the same commit (one transaction less)."""
+    model, rule = catalog.model_for_tenant(caller.tenant, params.get("model"))
+    if model.kind != kind:
+        raise InvalidInput(f"{model.model_id} is a {model.kind} model, not {kind}.", param="model",
+                           code="model_kind_mismatch")
+    quote = pricing.estimate(rule.billing_type, rule.prices, params)
+    key = idempotency.check_key(idempotency_key)
+    if key is not None:
+        with atomic():
+            claimed = idempotency.claim(caller.tenant.id, f"generation.{kind}", key, params)
+            if isinstance(claimed, idempotency.Remembered):
+                return Replay(get_for_tenant(Generation, caller.tenant.id, claimed.result["generation_id"],
+                                             what="generation"))
+            return _start(caller, kind, params, model, rule, quote, claimed.id, generating)
+    return _start(caller, kind, params, model, rule, quote, None, generating)
+
+
+def _start(caller: Caller, kind: str, params: dict, model, rule, quote, idempotency_id, generating: bool) -> Started:
+    # The id is ours before the INSERT, so the hold can name it and the row is written once.
+    deadline = kind_deadline(kind)
+    generation = Generation(id=uuid.uuid4(), tenant_id=caller.tenant.id, user_id=caller.user_id,
+                            api_key_id=caller.api_key_id, model=model.model_id, kind=kind, is_test=caller.is_test,
+                            params=params, credits_held=0 if caller.is_test else quote.credits, timeline=[],
+                            deadline_at=utcnow() + deadline)
+    _mark(generation, "PENDING")
+    if generating:
+        _mark(generation, "GENERATING")
+    with atomic(keep=(generation,)):
+        if not caller.is_test:
+            # The hold outlives the generation's deadline by a margin: the sweep that fails an overdue
+            # generation (and releases its hold) always acts before the hold's blind expiry.
+            hold = ledger.hold(caller.tenant.id, quote.credits, reference=f"generation:{generation.id}",
+                               description=f"{kind} {model.model_id}",
+                               ttl=deadline + timedelta(seconds=current_app.config["HOLD_TTL_SECONDS"]))
+            generation.hold_id = hold.id
+        db.session.add(generation)
+        started = Started(generation, model, rule, idempotency_id)
+    return started
+
+
+def kind_deadline(kind: str) -> timedelta:
+    """The longest a generation of this kind may legitimately take: its gateway call, then copying
+    its results."""
+    return timedelta(seconds=gateway.read_timeout(kind) + current_app.config["FETCH_TIMEOUT_SECONDS"])
+
+
+def execute(started: Started) -> Generation:
+    """The gateway call and everything after it. Raises the domain error after recording a failure."""
+    generation = started.generation
+    try:
+        if generation.status != "GENERATING":
+            with atomic(keep=(generation,)):
+                _mark(generation, "GENERATING")
+        kind = kinds.kind_of(generation.kind)
+        targets = [gateway.sandbox_target()] if generation.is_test else gateway.targets_for(started.gateway_id)
+        began = time.monotonic()
+        answer = gateway.call(targets, "POST", kind.UPSTREAM_PATH, kind=generation.kind,
+                              payload=kinds.payload(kind, generation.params))
+        generation.upstream_ms = int((time.monotonic() - began) * 1000)
+        generation.gateway_id = answer.target.gateway_id
+        measured = kind.collect(generation, answer, lambda items: _store(generation, items, answer.target))
+        charge = pricing.actual(started.billing_type, started.prices, generation.params, measured)
+        credits = 0 if generation.is_test else charge.credits
+        # Finished before the ledger's statements flush it, so the generation is written in one UPDATE.
+        generation.credits_charged = credits
+        generation.completed_at = utcnow()
+        _mark(generation, "COMPLETED")
+        with atomic(keep=(generation,)):
+            if generation.hold_id is not None:
+                ledger.settle(generation.hold_id, credits, _system_actor(generation),
+                              description=f"{generation.kind} {generation.model}")
+            if generation.results:
+                storage.confirm(generation.tenant_id, generation.id)
+            usage.record(generation, status="success", credits=credits, input_tokens=measured.input_tokens,
+                         output_tokens=measured.output_tokens, seconds=measured.seconds,
+                         quantity=measured.images or measured.characters, latency_ms=generation.upstream_ms)
+            if started.idempotency_id is not None:
+                record = db.session.get(IdempotencyKey, started.idempotency_id)
+                idempotency.finish(record, {"generation_id": str(generation.id)})
+        return generation
+    except DomainError as error:
+        fail(started, error.code, error.message)
+        raise
+    except Exception:
+        log.exception("generation %s failed unexpectedly", generation.id)
+        fail(started, "internal_error", "The generation failed on our side; nothing was charged.")
+        raise
+
+
+def run(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Generation:
+    """Start and finish a generation in this request; a replayed key returns the earlier one."""
+    started = start(caller, kind, params, idempotency_key=idempotency_key, generating=True)
+    if isinstance(started, Replay):
+        return started.generation
+    return execute(started)
+
+
+def run_in_background(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Generation:
+    """Hold and record now, generate on the job queue; the client polls GET /generations/{id}."""
+    started = start(caller, kind, params, idempotency_key=idempotency_key)
+    if isinstance(started, Replay):
+        return started.generation
+    jobs.enqueue("generation.execute", generation_id=str(started.generation.id),
+                 idempotency_id=str(started.idempotency_id) if started.idempotency_id else None)
+    return started.generation
+
+
+def execute_queued(generation_id: str, idempotency_id: str | None = None) -> None:
+    """The `generation.execute` job: run a generation that start() recorded."""
+    generation = db.session.get(Generation, uuid.UUID(generation_id))
+    if generation is None or generation.status != "PENDING":
+        return  # already run, or failed by a sweep
+    model, rule = catalog.model_for_tenant(db.session.get(Tenant, generation.tenant_id), generation.model)
+    try:
+        execute(Started(generation, model, rule, uuid.UUID(idempotency_id) if idempotency_id else None))
+    except DomainError:
+        pass  # recorded on the generation by execute()
+
+
+def fail(started: Started, code: str, message: str) -> None:
+    """Release the hold and record the failure, in a fresh transaction."""
+    db.session.rollback()
+    with atomic():
+        generation = db.session.get(Generation, started.generation.id, populate_existing=True)
+        if generation is not None and generation.status not in ("COMPLETED", "FAILED"):
+            _record_failure(generation, started.idempotency_id, code, message)
+
+
+def _record_failure(generation: Generation, idempotency_id, code: str, message: str) -> None:
+    if generation.hold_id is not None:
+        ledger.release(generation.hold_id)
+    storage.discard_pending(generation.id)
+    generation.error_code, generation.error_message = code, message[:1000]
+    generation.completed_at = utcnow()
+    _mark(generation, "FAILED")
+    usage.record(generation, status="failure", credits=0, latency_ms=generation.upstream_ms)
+    if idempotency_id is not None:
+        db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == idempotency_id))
+
+
+def _system_actor(generation: Generation) -> Actor:
+    if generation.user_id:
+        return Actor("member", str(generation.user_id), None, generation.tenant_id)
+    return Actor("api_key", str(generation.api_key_id) if generation.api_key_id else None, None, generation.tenant_id)
+
+
+# --- results ----------------------------------------------------------------------------------------
+
+def _store(generation: Generation, items: list[dict], target: gateway.Target) -> list[dict]:
+    """Copy each result into the tenant's storage; returns what the generation records of them."""
+    _mark(generation, "UPLOADING")
+    # Results of the in-process sandbox are fetched through it; no other gateway's are.
+    session = sandbox_link.fetch_session() if target.in_process else None
+    stored = []
+    for index, item in enumerate(items):
+        fetched = fetch_result(item["url"], kind=generation.kind, session=session)
+        # Recorded (and committed) before it is written: a crash from here on leaves a row to sweep.
+        row = storage.record_pending(tenant_id=generation.tenant_id, generation_id=generation.id,
+                                     caller=generation.caller, index=index, content_type=fetched.content_type,
+                                     original_url=item["url"])
+        storage.write(row, fetched.data)
+        stored.append({"file_id": str(row.id), "content_type": row.content_type, "size_bytes": row.size_bytes,
+                       "original_url": item["url"][:2000], "revised_prompt": item.get("revised_prompt"),
+                       **({"duration": item["duration"]} if item.get("duration") is not None else {})})
+    return stored
