@@ -134,8 +134,8 @@ def tenants_create(name, seats, contact_email, admin_username, admin_password, n
                                         admin_password=admin_password)
     except DomainError as error:
         _fail(error)
-    from app.api.schema import dump
-    from app.api.schemas import ApiKeyOut, TenantOut
+    from app.schemas import dump
+    from app.schemas.identity import ApiKeyOut, TenantOut
     payload = {"tenant": dump(TenantOut, created.tenant),
                "api_key": {**dump(ApiKeyOut, created.api_key), "key": created.api_key_plaintext},
                "api_secret": created.api_secret}

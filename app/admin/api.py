@@ -7,86 +7,20 @@ up by that tenant, so another tenant's member, key or device is the same 404.
 """
 from __future__ import annotations
 
-from typing import Literal
-
 from flask import g, jsonify, request
-from pydantic import Field
 
 from app.admin import api_bp
 from app.api.auth import client_ip
-from app.api.schema import Body, Out, Query, dump, endpoint
-from app.api.schemas import (ApiKeyCreatedOut, ApiKeyCreateIn, ApiKeyOut, DeviceOut, ListOf, TenantOut, UserCreateIn,
-                             UserOut, UserUpdateIn)
+from app.api.openapi import endpoint
 from app.core.errors import Unauthenticated
 from app.identity import admins, api_keys, devices, tenants, users
 from app.identity.audit import Actor
+from app.schemas import dump
+from app.schemas.identity import (ApiKeyCreatedOut, ApiKeyCreateIn, ApiKeyListOut, ApiKeyOut, DeviceListOut,
+                                  MemberListOut, TenantCreatedOut, TenantCreateIn, TenantListQuery, TenantOut,
+                                  TenantPageOut, TenantUpdateIn, UserCreateIn, UserOut, UserUpdateIn)
 
 TAGS = ("admin",)
-
-
-class TenantCreateIn(Body):
-    name: str = Field(min_length=1, max_length=120)
-    contact_name: str | None = Field(default=None, max_length=120)
-    contact_phone: str | None = Field(default=None, max_length=40)
-    contact_email: str | None = Field(default=None, max_length=254)
-    max_seats: int = Field(default=5, ge=0, le=tenants.MAX_SEATS_LIMIT)
-    require_device: bool = True
-    admin_username: str | None = Field(default=None, max_length=64)
-    admin_password: str | None = None
-
-
-class TenantUpdateIn(Body):
-    """Only what is sent changes. Fields that cannot be empty refuse an explicit null."""
-
-    name: str = Field(default=None, min_length=1, max_length=120)
-    contact_name: str | None = Field(default=None, max_length=120)
-    contact_phone: str | None = Field(default=None, max_length=40)
-    contact_email: str | None = Field(default=None, max_length=254)
-    is_active: bool = None
-    max_seats: int = Field(default=None, ge=0, le=tenants.MAX_SEATS_LIMIT)
-    enabled_models: list[str] = None
-    oss_mode: Literal["PLATFORM", "CUSTOM"] = None
-    storage_quota_bytes: int | None = Field(default=None, ge=0, description="null means no quota")
-    require_device: bool = None
-
-
-class TenantListQuery(Query):
-    search: str | None = Field(default=None, max_length=120)
-    page: int = Field(default=1, ge=1)
-    per_page: int = Field(default=20, ge=1, le=100)
-
-
-class TenantRowOut(TenantOut):
-    members: int = Field(description="Members (not tenant admins), active or not")
-    active_members: int = Field(description="Active members: the seats in use")
-
-
-class TenantPageOut(ListOf):
-    data: list[TenantRowOut]
-    total: int
-    page: int
-    per_page: int
-
-
-class TenantCreatedOut(Out):
-    tenant: TenantOut
-    api_key: ApiKeyCreatedOut
-    api_secret: str = Field(description="Signs webhooks. Shown only in this response: store it now.")
-    admin: UserOut | None
-
-
-class MemberListOut(ListOf):
-    data: list[UserOut]
-    seats_used: int
-    max_seats: int
-
-
-class ApiKeyListOut(ListOf):
-    data: list[ApiKeyOut]
-
-
-class DeviceListOut(ListOf):
-    data: list[DeviceOut]
 
 
 @api_bp.url_value_preprocessor

@@ -2,60 +2,19 @@
 from __future__ import annotations
 
 from flask import g, jsonify, request
-from pydantic import Field
 
 from app.admin import api_bp
 from app.admin.api import admin_actor
-from app.api.billing_views import (AccountOut, EntryOut, TransactionListOut, TransactionsQuery, account_out, entry_out,
-                                   model_dict)
-from app.api.schema import Body, Out, dump, endpoint
+from app.api.billing_views import AccountOut, TransactionListOut, TransactionsQuery, account_out, entry_out, model_dict
+from app.api.openapi import endpoint
 from app.billing import accounts as billing
 from app.billing import ledger
 from app.catalog import service as catalog
+from app.schemas import dump
+from app.schemas.billing import AdjustIn, MoneyOut, RechargeIn, SeatPriceIn
+from app.schemas.catalog import AdminModelListOut, AdminModelOut, ModelUpdateIn
 
 TAGS = ("admin",)
-
-
-class RechargeIn(Body):
-    amount: int = Field(gt=0, description="Whole credits, up to RECHARGE_MAX_CREDITS")
-    description: str | None = Field(default=None, max_length=255)
-
-
-class AdjustIn(Body):
-    amount: int = Field(description="Positive adds, negative takes away; never below zero available")
-    reason: str = Field(min_length=1, max_length=255)
-
-
-class MoneyOut(AccountOut):
-    entry: EntryOut
-
-
-class AdminModelOut(Out):
-    uuid: str
-    id: str
-    kind: str
-    display_name: str
-    owned_by: str
-    is_active: bool
-    capabilities: dict
-    pricing: dict
-
-
-class AdminModelListOut(Out):
-    object: str = "list"
-    data: list[AdminModelOut]
-
-
-class ModelUpdateIn(Body):
-    is_active: bool | None = None
-    display_name: str | None = Field(default=None, max_length=120)
-    capabilities: dict | None = None
-    billing_type: str | None = None
-    prices: dict | None = None
-
-
-class SeatPriceIn(Body):
-    credits: int = Field(ge=0, le=10_000_000)
 
 
 def _money(movement) -> dict:

@@ -2,53 +2,19 @@
 operation, and the waule-api gateways (whose secrets go in and never come out)."""
 from __future__ import annotations
 
-from datetime import date, datetime
-
 from flask import g, jsonify
-from pydantic import Field
 
 from app.admin import api_bp
 from app.admin.api import admin_actor
-from app.api.schema import Body, Out, Query, dump, endpoint
+from app.api.openapi import endpoint
 from app.gateway import registry as gateways
 from app.generation import usage
+from app.schemas import dump
+from app.schemas.gateway import (ConnectionTestIn, ConnectionTestOut, GatewayCreateIn, GatewayListOut, GatewayOut,
+                                 GatewayUpdateIn)
+from app.schemas.generation import TenantUsageOut, UsageRecordOut, UsageRecordsQuery
 
 TAGS = ("admin",)
-
-
-class UsageQuery(Query):
-    date_from: date | None = Field(default=None, alias="from", description="First UTC day; default 29 days before to")
-    date_to: date | None = Field(default=None, alias="to", description="Last UTC day, included; default today")
-
-
-class UsageRecordOut(Out):
-    id: str
-    created_at: datetime
-    model: str
-    kind: str
-    operation: str
-    status: str
-    is_test: bool
-    credits: int
-    input_tokens: int | None
-    output_tokens: int | None
-    seconds: float | None
-    quantity: int | None
-    latency_ms: int | None
-    user_id: str | None
-    api_key_id: str | None
-    generation_id: str | None
-
-
-class OperationSummaryOut(Out):
-    operation: str
-    count: int
-    credits: int
-
-
-class TenantUsageOut(Out):
-    records: list[UsageRecordOut] = Field(description="Newest first, test-mode calls included and marked")
-    summary: list[OperationSummaryOut] = Field(description="Live calls per operation, from the daily rollups")
 
 
 def _record(row) -> dict:
@@ -59,66 +25,15 @@ def _record(row) -> dict:
 
 
 @api_bp.get("/tenants/<tenant_id>/usage")
-@endpoint("A tenant's usage records in a date range, with a summary by operation", query=UsageQuery,
+@endpoint("A tenant's usage records in a date range, with a summary by operation", query=UsageRecordsQuery,
           response=TenantUsageOut, errors=(401, 404), tags=TAGS)
-def tenant_usage(query: UsageQuery):
+def tenant_usage(query: UsageRecordsQuery):
     records = usage.records(g.tenant.id, date_from=query.date_from, date_to=query.date_to)
     summary = usage.by_operation(g.tenant.id, date_from=query.date_from, date_to=query.date_to)
     return jsonify(dump(TenantUsageOut, {"records": [_record(r) for r in records], "summary": summary}))
 
 
 # --- gateways --------------------------------------------------------------------------------------
-
-class GatewayOut(Out):
-    id: str
-    name: str
-    base_url: str
-    path_prefix: str
-    priority: int
-    weight: int
-    is_active: bool
-    success_count: int
-    error_count: int
-    last_error: str | None
-    last_error_at: datetime | None
-    last_success_at: datetime | None
-    created_at: datetime
-
-
-class GatewayListOut(Out):
-    object: str = "list"
-    data: list[GatewayOut]
-
-
-class GatewayCreateIn(Body):
-    name: str = Field(min_length=1, max_length=gateways.NAME_MAX)
-    base_url: str = Field(description="http:// or https:// address of the waule-api instance")
-    secret: str = Field(min_length=1, max_length=gateways.SECRET_MAX, description="Stored encrypted; never returned")
-    path_prefix: str = "/v1"
-    priority: int = Field(default=100, description="Lower is tried first")
-    weight: int = Field(default=1, description="Share of calls among gateways of equal priority")
-    is_active: bool = True
-
-
-class GatewayUpdateIn(Body):
-    """Only what is sent changes; a secret replaces the stored one."""
-
-    name: str = Field(default=None, min_length=1, max_length=gateways.NAME_MAX)
-    base_url: str = None
-    secret: str = Field(default=None, min_length=1, max_length=gateways.SECRET_MAX)
-    path_prefix: str = None
-    priority: int = None
-    weight: int = None
-    is_active: bool = None
-
-
-class ConnectionTestIn(Body):
-    """No fields: an empty body or {} (a malformed one is still refused, as on every POST)."""
-
-
-class ConnectionTestOut(Out):
-    ok: bool
-    detail: str
 
 
 def _gateway(row) -> dict:

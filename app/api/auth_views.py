@@ -1,42 +1,13 @@
 from __future__ import annotations
 
 from flask import jsonify
-from pydantic import Field
 
 from app.api import bp
 from app.api.auth import authenticate, client_ip, current_principal, public
-from app.api.schema import Body, Out, endpoint
-from app.api.schemas import ApiKeyOut, LoginIn, TenantSummaryOut, UserOut
+from app.api.openapi import endpoint
 from app.identity import sessions
-
-
-class TokensOut(Out):
-    access_token: str
-    refresh_token: str
-    token_type: str = "Bearer"
-    expires_in: int
-    user: UserOut
-    tenant: TenantSummaryOut
-
-
-class RefreshIn(Body):
-    refresh_token: str = Field(max_length=256)
-
-
-class LogoutIn(Body):
-    refresh_token: str | None = Field(default=None, max_length=256)
-
-
-class MeOut(Out):
-    kind: str
-    mode: str
-    user: UserOut | None
-    api_key: ApiKeyOut | None
-    tenant: TenantSummaryOut
-
-
-class OkOut(Out):
-    ok: bool = True
+from app.schemas.identity import (ApiKeyOut, LoginIn, LogoutIn, MeOut, OkOut, RefreshIn, TenantSummaryOut, TokensOut,
+                                  UserOut)
 
 
 def _tokens(issued: sessions.IssuedTokens):

@@ -1,109 +1,20 @@
 """Models, prices and credits as a tenant sees them."""
 from __future__ import annotations
 
-from datetime import date
-from typing import Literal
-
 from flask import jsonify
-from pydantic import BaseModel, ConfigDict, Field
 
 from app.api import bp
 from app.api.auth import current_principal, tenant_admin_required
-from app.api.schema import Body, Out, Query, dump, endpoint
+from app.api.openapi import endpoint
 from app.billing import accounts as billing
 from app.billing import ledger
 from app.catalog import service as catalog
+from app.schemas import dump
+from app.schemas.billing import (AccountOut, SeatsIn, SeatsOut, TransactionListOut, TransactionsQuery, account_out,
+                                 entry_out)
+from app.schemas.catalog import EstimateIn, EstimateOut, ModelListOut, model_dict
 
 AUTH = ("api_key", "member")
-
-
-class ModelOut(Out):
-    id: str
-    object: Literal["model"] = "model"
-    owned_by: str
-    kind: str
-    display_name: str
-    capabilities: dict
-    pricing: dict
-
-
-class ModelListOut(Out):
-    object: Literal["list"] = "list"
-    data: list[ModelOut]
-
-
-class EstimateIn(BaseModel):
-    """The generation body you would send, with its `model`: other fields pass to the pricing rule."""
-
-    model_config = ConfigDict(extra="allow")
-    model: str = Field(min_length=1, max_length=120)
-
-
-class EstimateOut(Out):
-    model: str
-    credits: int
-    breakdown: dict
-
-
-class AccountOut(Out):
-    balance: int
-    held: int
-    available: int
-
-
-class EntryOut(Out):
-    id: str
-    type: str
-    amount: int
-    balance_after: int
-    description: str
-    reference: str | None
-    hold_id: str | None
-    actor: dict
-    created_at: str
-
-
-class TransactionsQuery(Query):
-    type: Literal["RECHARGE", "CONSUME", "REFUND", "ADJUST", "STORAGE", "SEAT_PURCHASE"] | None = None
-    date_from: date | None = Field(default=None, alias="from")
-    date_to: date | None = Field(default=None, alias="to")
-    cursor: str | None = Field(default=None, max_length=200)
-    limit: int = Field(default=50, ge=1, le=200)
-
-
-class TransactionListOut(Out):
-    object: Literal["list"] = "list"
-    data: list[EntryOut]
-    has_more: bool
-    next_cursor: str | None
-
-
-class SeatsIn(Body):
-    count: int = Field(ge=1, le=1000)
-
-
-class SeatsOut(AccountOut):
-    max_seats: int
-    credits: int
-    entry: EntryOut | None
-
-
-def entry_out(entry) -> dict:
-    return dump(EntryOut, {"id": str(entry.id), "type": entry.type, "amount": entry.amount,
-                           "balance_after": entry.balance_after, "description": entry.description,
-                           "reference": entry.reference, "hold_id": str(entry.hold_id) if entry.hold_id else None,
-                           "actor": {"type": entry.actor_type, "name": entry.actor_name},
-                           "created_at": entry.created_at.isoformat()})
-
-
-def account_out(account) -> dict:
-    return dump(AccountOut, account)
-
-
-def model_dict(model, rule) -> dict:
-    return {"id": model.model_id, "owned_by": model.provider, "kind": model.kind,
-            "display_name": model.display_name, "capabilities": model.capabilities,
-            "pricing": {"billing_type": rule.billing_type, **rule.prices}}
 
 
 @bp.get("/models")

@@ -2,7 +2,7 @@ from flask import current_app, jsonify, render_template
 
 from app.api import bp
 from app.api.auth import public
-from app.api.schema import build_openapi
+from app.api.openapi import build_openapi
 
 API_VERSION = "1.0.0"
 

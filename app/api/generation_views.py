@@ -4,121 +4,22 @@ from __future__ import annotations
 import base64
 import json
 import math
-from datetime import date
-from typing import Literal
 
 from flask import Response, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field
 
 from app.api import bp
 from app.api.auth import current_principal
-from app.api.schema import Body, Out, Query, endpoint
+from app.api.openapi import endpoint
 from app.core.errors import Forbidden
 from app.generation import flow, queries, usage
 from app.models import Generation
+from app.schemas.generation import (ChatIn, GenerationListOut, GenerationOut, GenerationsQuery, ImageIn, SpeechIn,
+                                    UsageOut, UsageQuery, generation_out)
 from app.storage import service as storage
 from app.storage import signing
 from app.storage.models import StoredFile
 
 AUTH = ("api_key", "member")
-
-
-class ImageIn(Body):
-    model: str = Field(min_length=1, max_length=120)
-    prompt: str = Field(min_length=1, max_length=10_000)
-    n: int = Field(default=1, ge=1, le=15)
-    size: str | None = Field(default=None, max_length=20, description="'1024x1024' or an aspect ratio like '16:9'")
-    response_format: Literal["url", "b64_json"] = "url"
-    reference_images: list[str] | None = Field(default=None, max_length=16)
-    image_size: str | None = Field(default=None, max_length=8, description="'1K', '2K' or '4K'")
-    max_images: int | None = Field(default=None, ge=1, le=15)
-    aspect_ratio: str | None = Field(default=None, max_length=10)
-    quality: str | None = Field(default=None, max_length=20)
-    style: str | None = Field(default=None, max_length=20)
-    user: str | None = Field(default=None, max_length=120)
-    run_async: bool = Field(default=False, alias="async", description="Answer 202 at once; poll the generation")
-
-
-class SpeechIn(Body):
-    model: str = Field(min_length=1, max_length=120)
-    input: str = Field(min_length=1, max_length=10_000)
-    voice: str | None = Field(default=None, max_length=80)
-    speed: float | None = Field(default=None, ge=0.25, le=4.0)
-    response_format: Literal["mp3", "wav", "opus", "aac", "flac", "pcm"] | None = None
-    instructions: str | None = Field(default=None, max_length=4000)
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str | list | None = None
-
-
-class StreamOptions(Body):
-    include_usage: bool = False
-
-
-class ChatIn(Body):
-    model: str = Field(min_length=1, max_length=120)
-    messages: list[ChatMessage] = Field(min_length=1, max_length=500)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    stop: str | list[str] | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    n: int = Field(default=1, ge=1, le=1)
-    user: str | None = Field(default=None, max_length=120)
-
-
-class GenerationOut(Out):
-    id: str
-    object: Literal["generation"] = "generation"
-    kind: str
-    model: str
-    status: str
-    is_test: bool
-    credits_held: int
-    credits_charged: int
-    results: list[dict]
-    output: dict | None
-    error: dict | None
-    timeline: list[dict]
-    created_at: str
-    completed_at: str | None
-
-
-class GenerationListOut(Out):
-    object: Literal["list"] = "list"
-    data: list[GenerationOut]
-    has_more: bool
-    next_cursor: str | None
-
-
-class GenerationsQuery(Query):
-    kind: Literal["image", "video", "audio", "chat", "midjourney"] | None = None
-    status: Literal["PENDING", "GENERATING", "UPLOADING", "COMPLETED", "FAILED"] | None = None
-    model: str | None = Field(default=None, max_length=120)
-    date_from: date | None = Field(default=None, alias="from")
-    date_to: date | None = Field(default=None, alias="to")
-    cursor: str | None = Field(default=None, max_length=200)
-    limit: int = Field(default=20, ge=1, le=100)
-
-
-class UsageQuery(Query):
-    date_from: date | None = Field(default=None, alias="from")
-    date_to: date | None = Field(default=None, alias="to")
-    group_by: Literal["day", "model", "member"] = "day"
-
-
-class UsageOut(Out):
-    model_config = ConfigDict(populate_by_name=True)
-    date_from: str = Field(alias="from")
-    date_to: str = Field(alias="to")
-    group_by: str
-    data: list[dict]
-    totals: dict
 
 
 def _caller() -> flow.Caller:
@@ -136,24 +37,6 @@ def _idempotency_key() -> str | None:
 
 def _file_url(stored: StoredFile) -> str:
     return signing.signed_url(stored, external_base=request.host_url)
-
-
-def generation_dict(generation: Generation, files: list[StoredFile]) -> dict:
-    """Each result as its StoredFile says (the only record of the object), with what the gateway said of it."""
-    described = {r.get("file_id"): r for r in generation.results}
-    results = []
-    for stored in files:
-        about = described.get(str(stored.id), {})
-        results.append({"file_id": str(stored.id), "content_type": stored.content_type,
-                        "size_bytes": stored.size_bytes, "revised_prompt": about.get("revised_prompt"),
-                        **({"duration": about["duration"]} if "duration" in about else {}),
-                        "url": _file_url(stored)})
-    error = {"code": generation.error_code, "message": generation.error_message} if generation.error_code else None
-    return {"id": str(generation.id), "object": "generation", "kind": generation.kind, "model": generation.model,
-            "status": generation.status, "is_test": generation.is_test, "credits_held": generation.credits_held,
-            "credits_charged": generation.credits_charged, "results": results, "output": generation.output,
-            "error": error, "timeline": generation.timeline, "created_at": generation.created_at.isoformat(),
-            "completed_at": generation.completed_at.isoformat() if generation.completed_at else None}
 
 
 def _files(generation: Generation) -> list[StoredFile]:
@@ -183,7 +66,7 @@ def create_images(body: ImageIn):
     params = {k: v for k, v in params.items() if v is not None}
     if body.run_async:
         generation = flow.run_in_background(_caller(), "image", params, idempotency_key=_idempotency_key())
-        return jsonify(generation_dict(generation, _files(generation))), 202
+        return jsonify(generation_out(generation, _files(generation), _file_url)), 202
     generation = flow.run(_caller(), "image", params, idempotency_key=_idempotency_key())
     prompts = {r.get("file_id"): r.get("revised_prompt") for r in generation.results}
     data = []
@@ -265,7 +148,7 @@ def list_generations(query: GenerationsQuery):
                                         model=query.model, date_from=query.date_from, date_to=query.date_to,
                                         cursor=query.cursor, limit=query.limit)
     files = storage.files_of(g.id for g in page.generations)
-    return jsonify({"object": "list", "data": [generation_dict(g, files[g.id]) for g in page.generations],
+    return jsonify({"object": "list", "data": [generation_out(g, files[g.id], _file_url) for g in page.generations],
                     "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor})
 
 
@@ -276,7 +159,7 @@ def show_generation(generation_id: str):
     principal = current_principal()
     own = principal.user.id if principal.kind == "member" else None
     generation = queries.get_generation(principal.tenant.id, generation_id, user_id=own)
-    return jsonify(generation_dict(generation, _files(generation)))
+    return jsonify(generation_out(generation, _files(generation), _file_url))
 
 
 @bp.get("/usage")

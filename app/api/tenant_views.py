@@ -5,34 +5,21 @@ from flask import jsonify
 
 from app.api import bp
 from app.api.auth import current_principal, tenant_admin_required
-from app.api.schema import dump, endpoint
-from app.api.schemas import (ApiKeyCreatedOut, ApiKeyCreateIn, ApiKeyOut, DeviceOut, ListOf, UserCreateIn, UserOut,
-                             UserUpdateIn)
+from app.api.openapi import endpoint
 from app.identity import api_keys, devices, users
+from app.schemas import dump
+from app.schemas.identity import (ApiKeyCreatedOut, ApiKeyCreateIn, ApiKeyListOut, ApiKeyOut, DeviceListOut,
+                                  MemberListOut, UserCreateIn, UserOut, UserUpdateIn)
 
 AUTH = ("api_key", "member")
 
 
-class UserListOut(ListOf):
-    data: list[UserOut]
-    seats_used: int
-    max_seats: int
-
-
-class DeviceListOut(ListOf):
-    data: list[DeviceOut]
-
-
-class ApiKeyListOut(ListOf):
-    data: list[ApiKeyOut]
-
-
 @bp.get("/tenant/members")
-@endpoint("List the tenant's members and admins", response=UserListOut, auth=AUTH, errors=(403,), tags=("tenant",))
+@endpoint("List the tenant's members and admins", response=MemberListOut, auth=AUTH, errors=(403,), tags=("tenant",))
 @tenant_admin_required
 def list_members():
     tenant = current_principal().tenant
-    return jsonify(dump(UserListOut, {"data": users.list_users(tenant.id), "seats_used": users.seats_used(tenant.id),
+    return jsonify(dump(MemberListOut, {"data": users.list_users(tenant.id), "seats_used": users.seats_used(tenant.id),
                                       "max_seats": tenant.max_seats}))
 
 

@@ -1,4 +1,5 @@
-"""Declared request and response schemas for API views, and the OpenAPI document built from them.
+"""`@endpoint`: a view declares its request and response schemas (app/schemas), and the OpenAPI document
+is built from those declarations.
 
 Pydantic validates; each view declares its body, query and response models with `@endpoint`, and
 the OpenAPI document is assembled from those declarations by walking the URL map, so the docs cannot
@@ -10,28 +11,10 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from flask import Flask, jsonify, request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from flask import Flask, request
+from pydantic import BaseModel, ValidationError
 
 from app.core.errors import InvalidInput
-
-
-class Body(BaseModel):
-    """Base for request bodies: unknown fields and wrong types are refused, not coerced."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class Query(BaseModel):
-    """Base for query strings: values arrive as text, so they are converted (leniently)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class Out(BaseModel):
-    """Base for responses, built from model objects."""
-
-    model_config = ConfigDict(from_attributes=True)
 
 
 @dataclass
@@ -95,16 +78,6 @@ def endpoint(summary: str, *, body=None, query=None, response=None, status: int 
         return wrapper
 
     return decorate
-
-
-def dump(model: type[BaseModel], obj, **extra) -> dict:
-    data = model.model_validate(obj).model_dump(mode="json")
-    data.update(extra)
-    return data
-
-
-def respond(model: type[BaseModel], obj, status: int = 200):
-    return jsonify(dump(model, obj)), status
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------------
