@@ -66,7 +66,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(admin_api_bp)
 
-    from app.files import bp as files_bp
+    from app.api.files import bp as files_bp
     app.register_blueprint(files_bp)  # signed URLs, GET only: no CSRF at stake
 
     @app.get("/healthz")

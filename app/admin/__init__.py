@@ -1,7 +1,26 @@
-"""The platform admin side: the HTMX dashboard at /admin and the JSON admin API at /admin/api."""
+"""The platform admin side: the HTMX dashboard at /admin, one module per screen, and the JSON admin
+API at /admin/api (admin/api/). Each blueprint guards itself: every dashboard view needs a signed-in
+admin (auth.guard), every admin API route an admin token (api.authenticate_admin)."""
 from flask import Blueprint
 
-bp = Blueprint("admin", __name__, url_prefix="/admin")
-api_bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
+from app.admin.auth import guard
 
-from app.admin import api, billing_api, billing_views, generation_views, usage_api, views  # noqa: E402,F401  (routes register themselves)
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.before_request(guard)
+
+from app.admin import (  # noqa: E402,F401
+                       admins,
+                       audit_log,
+                       billing,
+                       catalog,
+                       dashboard,
+                       gateways,
+                       generations,
+                       rendering,
+                       settings,
+                       sign_in,
+                       tenant_credits,
+                       tenant_usage,
+                       tenants,
+)
+from app.admin.api import api_bp  # noqa: E402,F401

@@ -40,6 +40,13 @@ class Form:
         return bool(self.errors or self.message)
 
 
+def typed_back(values) -> MultiDict:
+    """What to put back into a form that failed: what was typed, never a password or secret, never
+    the old CSRF token."""
+    return MultiDict([(name, value) for name, value in values.items(multi=True)
+                      if name != "csrf_token" and "password" not in name and "secret" not in name])
+
+
 def text(values, name: str) -> str:
     return (values.get(name) or "").strip()
 

@@ -1,8 +1,9 @@
-"""The tenant-facing JSON API at /api/v1."""
+"""The tenant-facing JSON API at /api/v1: one views module per domain. Every view is authenticated
+(the blueprint's guard resolves the caller) unless marked @public."""
 from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from app.api import auth, auth_views, billing_views, docs, generation_views, tenant_views  # noqa: E402,F401  (routes register themselves)
+from app.api import auth, billing, catalog, docs, generation, identity  # noqa: E402,F401  (routes register themselves)
 
 bp.before_request(auth.load_principal)

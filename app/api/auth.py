@@ -16,6 +16,9 @@ from app.identity.audit import Actor
 from app.identity.sessions import resolve_access
 from app.models import ApiKey, Tenant, TenantUser, UserSession
 
+# Who may call most tenant endpoints: an API key or a member's (or tenant admin's) access token.
+AUTH = ("api_key", "member")
+
 
 @dataclass
 class Principal:

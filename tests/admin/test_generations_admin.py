@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.admin import generation_views
+from app.admin import generations as generation_views
 from app.models import utcnow
 from tests.admin.conftest import text_of
 from tests.conftest import TEST_ACTOR, key_headers

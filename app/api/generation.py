@@ -1,4 +1,4 @@
-"""Generation endpoints in OpenAI's shapes, plus the generations list and usage."""
+"""Generation endpoints in OpenAI's shapes, the generations list and usage."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +8,7 @@ import math
 from flask import Response, jsonify, request
 
 from app.api import bp
-from app.api.auth import current_principal
+from app.api.auth import AUTH, current_principal
 from app.api.openapi import endpoint
 from app.core.errors import Forbidden
 from app.generation import flow, queries, usage
@@ -18,8 +18,6 @@ from app.schemas.generation import (ChatIn, GenerationListOut, GenerationOut, Ge
 from app.storage import service as storage
 from app.storage import signing
 from app.storage.models import StoredFile
-
-AUTH = ("api_key", "member")
 
 
 def _caller() -> flow.Caller:
@@ -168,5 +166,3 @@ def show_generation(generation_id: str):
 def usage_summary(query: UsageQuery):
     return jsonify(usage.summary(current_principal().tenant.id, date_from=query.date_from, date_to=query.date_to,
                                  group_by=query.group_by))
-
-

@@ -1,17 +1,67 @@
-"""The tenant-admin API: a tenant admin (or an `admin`-scoped key) manages its own tenant only."""
+"""Sign-in and who is calling, and the tenant-admin API: a tenant admin (or an `admin`-scoped key)
+manages its own tenant's members, devices and keys, never another's."""
 from __future__ import annotations
 
 from flask import jsonify
 
 from app.api import bp
-from app.api.auth import current_principal, tenant_admin_required
+from app.api.auth import AUTH, authenticate, client_ip, current_principal, public, tenant_admin_required
 from app.api.openapi import endpoint
-from app.identity import api_keys, devices, users
+from app.identity import api_keys, devices, sessions, users
 from app.schemas import dump
-from app.schemas.identity import (ApiKeyCreatedOut, ApiKeyCreateIn, ApiKeyListOut, ApiKeyOut, DeviceListOut,
-                                  MemberListOut, UserCreateIn, UserOut, UserUpdateIn)
+from app.schemas.identity import (ApiKeyCreatedOut, ApiKeyCreateIn, ApiKeyListOut, ApiKeyOut, DeviceListOut, LoginIn,
+                                  LogoutIn, MemberListOut, MeOut, OkOut, RefreshIn, TenantSummaryOut, TokensOut,
+                                  UserCreateIn, UserOut, UserUpdateIn)
 
-AUTH = ("api_key", "member")
+
+def _tokens(issued: sessions.IssuedTokens):
+    return jsonify(TokensOut(
+        access_token=issued.access_token, refresh_token=issued.refresh_token, expires_in=issued.expires_in,
+        user=UserOut.model_validate(issued.user), tenant=TenantSummaryOut.model_validate(issued.tenant),
+    ).model_dump(mode="json"))
+
+
+@bp.post("/auth/login")
+@public
+@endpoint("Log a member or tenant admin in", body=LoginIn, response=TokensOut, errors=(401, 403, 429),
+          tags=("auth",))
+def login(body: LoginIn):
+    return _tokens(sessions.login(api_key=body.api_key, username=body.username, password=body.password,
+                                  device_id=body.device_id, device_info=body.device_info, ip=client_ip()))
+
+
+@bp.post("/auth/refresh")
+@public
+@endpoint("Exchange a refresh token for new tokens (the old one stops working)", body=RefreshIn,
+          response=TokensOut, errors=(401,), tags=("auth",))
+def refresh(body: RefreshIn):
+    return _tokens(sessions.refresh(body.refresh_token))
+
+
+@bp.post("/auth/logout")
+@public
+@endpoint("End a session, named by its refresh token or by the access token sent", body=LogoutIn,
+          response=OkOut, errors=(401,), tags=("auth",))
+def logout(body: LogoutIn):
+    session_id = None
+    if not body.refresh_token:
+        principal = authenticate()
+        session_id = principal.session.id if principal.session else None
+    sessions.logout(body.refresh_token, session_id)
+    return jsonify(OkOut().model_dump())
+
+
+@bp.get("/me")
+@endpoint("Who is calling: member, tenant admin or API key, and their tenant", response=MeOut,
+          auth=("api_key", "member"), tags=("auth",))
+def me():
+    principal = current_principal()
+    return jsonify(MeOut(
+        kind=principal.kind, mode=principal.mode,
+        user=UserOut.model_validate(principal.user) if principal.user else None,
+        api_key=ApiKeyOut.model_validate(principal.api_key) if principal.api_key else None,
+        tenant=TenantSummaryOut.model_validate(principal.tenant),
+    ).model_dump(mode="json"))
 
 
 @bp.get("/tenant/members")

@@ -1,28 +1,19 @@
-"""Credits and the catalog in the JSON admin API: recharge, adjust, ledger, models and prices."""
+"""Credits in the JSON admin API: recharge, adjust, a tenant's account and ledger, the seat price."""
 from __future__ import annotations
 
 from flask import g, jsonify, request
 
-from app.admin import api_bp
-from app.admin.api import admin_actor
-from app.api.billing_views import AccountOut, TransactionListOut, TransactionsQuery, account_out, entry_out, model_dict
+from app.admin.api import TAGS, admin_actor, api_bp
 from app.api.openapi import endpoint
 from app.billing import accounts as billing
 from app.billing import ledger
-from app.catalog import service as catalog
 from app.schemas import dump
-from app.schemas.billing import AdjustIn, MoneyOut, RechargeIn, SeatPriceIn
-from app.schemas.catalog import AdminModelListOut, AdminModelOut, ModelUpdateIn
-
-TAGS = ("admin",)
+from app.schemas.billing import (AccountOut, AdjustIn, MoneyOut, RechargeIn, SeatPriceIn, TransactionListOut,
+                                 TransactionsQuery, account_out, entry_out)
 
 
 def _money(movement) -> dict:
     return dump(MoneyOut, {**account_out(movement.account), "entry": entry_out(movement.entry)})
-
-
-def _admin_model(model, rule) -> dict:
-    return {**model_dict(model, rule), "uuid": str(model.id), "is_active": model.is_active}
 
 
 @api_bp.post("/tenants/<tenant_id>/recharge")
@@ -59,20 +50,6 @@ def transactions(query: TransactionsQuery):
                                 cursor=query.cursor, limit=query.limit)
     return jsonify({"object": "list", "data": [entry_out(e) for e in page.entries],
                     "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor})
-
-
-@api_bp.get("/models")
-@endpoint("Every model in the catalog, with its price rule", response=AdminModelListOut, errors=(401,), tags=TAGS)
-def list_models():
-    return jsonify({"object": "list", "data": [_admin_model(m, r) for m, r in catalog.list_models()]})
-
-
-@api_bp.patch("/models/<model_uuid>")
-@endpoint("Enable or disable a model, or change its capabilities or price rule", body=ModelUpdateIn,
-          response=AdminModelOut, errors=(401, 404), tags=TAGS)
-def update_model(model_uuid: str, body: ModelUpdateIn):
-    model, rule = catalog.update_model(model_uuid, admin_actor(), **body.model_dump(exclude_unset=True))
-    return jsonify(_admin_model(model, rule))
 
 
 @api_bp.put("/settings/seat-price")

@@ -1,36 +1,16 @@
-"""Models, prices and credits as a tenant sees them."""
+"""Credits as a tenant sees them: the account, the ledger, and buying seats."""
 from __future__ import annotations
 
 from flask import jsonify
 
 from app.api import bp
-from app.api.auth import current_principal, tenant_admin_required
+from app.api.auth import AUTH, current_principal, tenant_admin_required
 from app.api.openapi import endpoint
 from app.billing import accounts as billing
 from app.billing import ledger
-from app.catalog import service as catalog
 from app.schemas import dump
 from app.schemas.billing import (AccountOut, SeatsIn, SeatsOut, TransactionListOut, TransactionsQuery, account_out,
                                  entry_out)
-from app.schemas.catalog import EstimateIn, EstimateOut, ModelListOut, model_dict
-
-AUTH = ("api_key", "member")
-
-
-@bp.get("/models")
-@endpoint("The models this tenant may use (OpenAI's list shape)", response=ModelListOut, auth=AUTH, tags=("models",))
-def list_models():
-    rows = catalog.models_for_tenant(current_principal().tenant)
-    return jsonify(ModelListOut(data=[model_dict(m, r) for m, r in rows]).model_dump(mode="json"))
-
-
-@bp.post("/billing/estimate")
-@endpoint("What a generation would hold, with the breakdown", body=EstimateIn, response=EstimateOut, auth=AUTH,
-          errors=(403, 404), tags=("billing",))
-def estimate(body: EstimateIn):
-    model, quote = catalog.estimate_for_tenant(current_principal().tenant, body.model, body.model_dump())
-    return jsonify(EstimateOut(model=model.model_id, credits=quote.credits, breakdown=quote.breakdown)
-                   .model_dump(mode="json"))
 
 
 @bp.get("/account")

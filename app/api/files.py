@@ -1,8 +1,7 @@
 """GET /files/<key>: stored results at signed, expiring URLs (app/storage/signing.py signs them).
 
-Plain responses, not the API's JSON envelope: these URLs end up in <img> and <audio> tags. A bad or
-expired signature is 403, a missing object 404 (both raised by the service as domain errors).
-"""
+Its own blueprint, outside /api/v1 and its JSON envelope: these URLs end up in <img> and <audio> tags.
+A bad or expired signature is 403, a missing object 404 (both raised by the service as domain errors)."""
 from __future__ import annotations
 
 from flask import Blueprint, request, send_file
