@@ -6,9 +6,10 @@ from urllib.parse import urlsplit
 from flask import redirect, request, url_for
 from flask_login import current_user
 
+from app.core.db import parse_uuid
 from app.extensions import db, login_manager
 from app.identity.audit import Actor
-from app.models import PlatformAdmin, parse_uuid
+from app.identity.models import PlatformAdmin
 
 PUBLIC_ENDPOINTS = ("admin.login",)
 

@@ -9,8 +9,8 @@ from app.admin import bp
 from app.admin.forms import Form, day, text
 from app.admin.rendering import respond
 from app.billing import accounts as billing
+from app.core.db import utcnow
 from app.core.errors import InvalidInput
-from app.models import utcnow
 
 OVERVIEW_DAYS = 30
 

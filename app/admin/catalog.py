@@ -12,9 +12,9 @@ from app.admin.forms import Form, text, typed_back
 from app.admin.rendering import FIXABLE, respond, wants_fragment
 from app.catalog import pricing
 from app.catalog import service as catalog
+from app.catalog.models import BILLING_TYPES, MODEL_KINDS
 from app.core.errors import InvalidInput
 from app.gateway import registry as gateways
-from app.models import BILLING_TYPES, MODEL_KINDS
 
 
 def json_object(values, name: str, label: str) -> dict:

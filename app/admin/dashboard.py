@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import render_template
 
 from app.admin import bp
+from app.core.db import utcnow
 from app.generation import usage
 from app.identity import admins, audit, tenants
-from app.models import utcnow
 
 
 @bp.get("/")

@@ -10,9 +10,10 @@ from flask import render_template, request
 from app.admin import bp
 from app.admin.forms import Form, day, text
 from app.admin.rendering import respond
+from app.catalog.models import MODEL_KINDS
 from app.core.errors import InvalidInput
 from app.generation import queries
-from app.models import GENERATION_STATUSES, MODEL_KINDS
+from app.generation.models import GENERATION_STATUSES
 from app.storage import service as storage
 from app.storage import signing
 

@@ -15,8 +15,8 @@ from app.admin.rendering import FIXABLE, respond, wants_fragment
 from app.admin.tenant_sections import credits_section, ledger_filters, tenant_section
 from app.billing import accounts as billing
 from app.billing.idempotency import KeyReused
+from app.core.db import utcnow
 from app.identity import tenants
-from app.models import utcnow
 
 
 @bp.get("/tenants/<tenant_id>/ledger")

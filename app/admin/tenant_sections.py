@@ -13,10 +13,12 @@ from app.admin.forms import Form, day, text
 from app.admin.rendering import respond, wants_fragment
 from app.billing import accounts as billing
 from app.billing import ledger
+from app.billing.models import ENTRY_TYPES
+from app.core.db import utcnow
 from app.core.errors import InvalidInput
 from app.generation import usage
 from app.identity import api_keys, devices, users
-from app.models import ENTRY_TYPES, KEY_MODES, KEY_SCOPES, USER_ROLES, utcnow
+from app.identity.models import KEY_MODES, KEY_SCOPES, USER_ROLES
 
 
 def info_section(tenant, **extra):

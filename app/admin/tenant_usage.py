@@ -5,7 +5,7 @@ from flask import request
 
 from app.admin import bp
 from app.admin.rendering import respond, wants_fragment
-from app.admin.tenant_sections import usage_section, tenant_section
+from app.admin.tenant_sections import tenant_section, usage_section
 from app.identity import tenants
 
 

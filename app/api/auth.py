@@ -13,8 +13,8 @@ from jwt import ExpiredSignatureError, InvalidTokenError
 from app.core.errors import Forbidden, Unauthenticated
 from app.identity.api_keys import find_usable_key, note_key_use
 from app.identity.audit import Actor
+from app.identity.models import ApiKey, Tenant, TenantUser, UserSession
 from app.identity.sessions import resolve_access
-from app.models import ApiKey, Tenant, TenantUser, UserSession
 
 # Who may call most tenant endpoints: an API key or a member's (or tenant admin's) access token.
 AUTH = ("api_key", "member")

@@ -12,7 +12,7 @@ from app.api.auth import AUTH, current_principal
 from app.api.openapi import endpoint
 from app.core.errors import Forbidden
 from app.generation import flow, queries, usage
-from app.models import Generation
+from app.generation.models import Generation
 from app.schemas.generation import (ChatIn, GenerationListOut, GenerationOut, GenerationsQuery, ImageIn, SpeechIn,
                                     UsageOut, UsageQuery, generation_out)
 from app.storage import service as storage

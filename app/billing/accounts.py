@@ -11,14 +11,16 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.billing import idempotency, ledger
+from app.billing.models import ENTRY_TYPES, LedgerEntry, PlatformSetting
+from app.core.db import utcnow
 from app.core.errors import InvalidInput
 from app.core.paging import day_end, day_start, newest_first, one_page
 from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import audit, tenants
 from app.identity.audit import Actor
+from app.identity.models import Tenant
 from app.identity.tenants import get_tenant
-from app.models import ENTRY_TYPES, LedgerEntry, PlatformSetting, Tenant, utcnow
 
 SEAT_PRICE = "seat_price_credits"
 

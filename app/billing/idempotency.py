@@ -18,10 +18,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from app.billing.models import IdempotencyKey
+from app.core.db import utcnow
 from app.core.errors import Conflict, DomainError, InvalidInput
 from app.core.transaction import atomic
 from app.extensions import db
-from app.models import IdempotencyKey, utcnow
 
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255

@@ -16,10 +16,12 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from app.billing.models import CreditHold, LedgerEntry
+from app.core.db import utcnow
 from app.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from app.extensions import db
 from app.identity.audit import Actor
-from app.models import CreditHold, LedgerEntry, Tenant, utcnow
+from app.identity.models import Tenant
 
 DEFAULT_HOLD_TTL = timedelta(minutes=30)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.catalog import pricing
+from app.catalog.models import AiModel, PriceRule
+from app.core.db import parse_uuid
 from app.core.errors import Forbidden, InvalidInput, NotFound
 from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import audit
 from app.identity.audit import Actor
-from app.models import AiModel, PriceRule, Tenant, parse_uuid
+from app.identity.models import Tenant
 
 
 @atomic()

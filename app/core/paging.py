@@ -7,8 +7,8 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import sqlalchemy as sa
 
+from app.core.db import parse_uuid
 from app.core.errors import InvalidInput
-from app.models import parse_uuid
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from app.catalog.models import AiModel
 from app.catalog.service import get_model
 from app.core.crypto import encrypt
 from app.core.errors import Conflict, InvalidInput
@@ -18,9 +19,9 @@ from app.core.lookup import get_or_404
 from app.core.transaction import atomic
 from app.extensions import db
 from app.gateway import client as gateway
+from app.gateway.models import Gateway
 from app.identity import audit
 from app.identity.audit import Actor
-from app.models import AiModel, Gateway
 
 NAME_MAX = 80
 URL_MAX = 255

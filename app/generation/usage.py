@@ -9,9 +9,11 @@ from datetime import date, datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.core.db import utcnow
 from app.core.errors import InvalidInput
 from app.extensions import db
-from app.models import Generation, Tenant, TenantUser, UsageDaily, UsageRecord, utcnow
+from app.generation.models import Generation, UsageDaily, UsageRecord
+from app.identity.models import Tenant, TenantUser
 
 ROLLED_UP = ("requests", "failures", "credits", "input_tokens", "output_tokens", "seconds", "quantity")
 

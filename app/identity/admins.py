@@ -6,14 +6,15 @@ import re
 import sqlalchemy as sa
 
 from app.core.crypto import digest, random_token
+from app.core.db import parse_uuid, utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import audit
 from app.identity.audit import Actor
+from app.identity.models import AdminToken, PlatformAdmin
 from app.identity.passwords import hash_password, verify_password
 from app.identity.throttle import login_throttle
-from app.models import AdminToken, PlatformAdmin, parse_uuid, utcnow
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{2,63}$")
 TOKEN_PATTERN = re.compile(r"^wa_pat_[A-Za-z0-9]{40}$")

@@ -10,13 +10,14 @@ from sqlalchemy.orm import contains_eager
 
 from app.core.counters import BufferedCounter
 from app.core.crypto import digest, random_token
+from app.core.db import utcnow
 from app.core.errors import InvalidInput, Unauthenticated
 from app.core.lookup import get_for_tenant, get_or_404
 from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import audit
 from app.identity.audit import Actor
-from app.models import KEY_MODES, KEY_SCOPES, ApiKey, Tenant, utcnow
+from app.identity.models import KEY_MODES, KEY_SCOPES, ApiKey, Tenant
 
 KEY_PATTERN = re.compile(r"^wk_(live|test)_[A-Za-z0-9]{32}$")
 DEFAULT_SCOPES = ("generate",)

@@ -8,8 +8,9 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import sqlalchemy as sa
 
+from app.core.db import parse_uuid
 from app.extensions import db
-from app.models import AuditLog, Tenant, parse_uuid
+from app.identity.models import AuditLog, Tenant
 
 
 @dataclass(frozen=True)

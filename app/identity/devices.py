@@ -7,13 +7,14 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from app.core.db import utcnow
 from app.core.errors import Forbidden, InvalidInput
 from app.core.lookup import get_for_tenant
 from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import audit
 from app.identity.audit import Actor
-from app.models import Tenant, TenantDevice, TenantUser, UserSession, utcnow
+from app.identity.models import Tenant, TenantDevice, TenantUser, UserSession
 
 
 def require_device_id(tenant: Tenant, device_id: str | None) -> str | None:

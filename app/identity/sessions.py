@@ -10,14 +10,15 @@ from flask import current_app
 from flask_jwt_extended import create_access_token
 
 from app.core.crypto import digest, random_token
+from app.core.db import utcnow
 from app.core.errors import Unauthenticated
 from app.core.transaction import atomic
 from app.extensions import db
 from app.identity.api_keys import find_usable_key, note_key_use
 from app.identity.devices import check_device, require_device_id
+from app.identity.models import ApiKey, RefreshToken, Tenant, TenantUser, UserSession
 from app.identity.passwords import verify_password
 from app.identity.throttle import login_throttle
-from app.models import ApiKey, RefreshToken, Tenant, TenantUser, UserSession, utcnow
 
 BAD_CREDENTIALS = "Invalid username or password."
 

@@ -13,8 +13,8 @@ from app.extensions import db
 from app.identity import audit
 from app.identity.api_keys import issue_key
 from app.identity.audit import Actor
+from app.identity.models import OSS_MODES, ApiKey, Tenant, TenantUser
 from app.identity.users import add_user, end_tenant_sessions
-from app.models import OSS_MODES, ApiKey, Tenant, TenantUser
 
 EDITABLE = ("name", "contact_name", "contact_phone", "contact_email", "is_active", "max_seats",
             "enabled_models", "oss_mode", "storage_quota_bytes", "require_device")

@@ -6,14 +6,15 @@ import uuid
 
 import sqlalchemy as sa
 
+from app.core.db import utcnow
 from app.core.errors import Conflict, InvalidInput
 from app.core.lookup import get_for_tenant, get_or_404
 from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import audit
 from app.identity.audit import Actor
+from app.identity.models import USER_ROLES, Tenant, TenantUser, UserSession
 from app.identity.passwords import hash_password
-from app.models import USER_ROLES, Tenant, TenantUser, UserSession, utcnow
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{2,63}$")
 EDITABLE = ("nickname", "is_active", "password")

@@ -22,7 +22,8 @@ import sqlalchemy as sa
 
 from app.core.db import utcnow
 from app.extensions import db
-from app.models import Generation, Tenant
+from app.generation.models import Generation
+from app.identity.models import Tenant
 from app.storage import backends
 from app.storage.backends import UnsafeKey
 from app.storage.models import StoredFile

@@ -1,0 +1,64 @@
+"""`flask ledger`, `flask holds`, `flask credits` and `flask idempotency`: the credits ledger and its housekeeping."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from app.billing import accounts as billing
+from app.billing import idempotency, ledger
+from app.cli.common import CLI, fail
+from app.core.errors import DomainError
+
+
+@click.group("ledger", help="The credits ledger.")
+def ledger_cli():
+    pass
+
+
+@ledger_cli.command("verify", help="Check balance = Σ entries, held = Σ HELD holds, each hold resolved once.")
+def ledger_verify():
+    problems = ledger.verify()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found.", err=True)
+        sys.exit(1)
+    click.echo("Ledger verified: every tenant balances.")
+
+
+@click.group("holds", help="Credit holds.")
+def holds_cli():
+    pass
+
+
+@holds_cli.command("expire", help="Release holds past their expiry (requests that died).")
+def holds_expire():
+    click.echo(f"Expired {billing.expire_due_holds()} hold(s).")
+
+
+@click.group("credits", help="Recharge and adjust tenant credits.")
+def credits_cli():
+    pass
+
+
+@credits_cli.command("recharge")
+@click.argument("tenant_id")
+@click.argument("amount", type=int)
+@click.option("--description", default=None)
+def credits_recharge(tenant_id, amount, description):
+    try:
+        account = billing.recharge(tenant_id, amount, CLI, description=description).account
+    except DomainError as error:
+        fail(error)
+    click.echo(f"Balance {account.balance}, held {account.held}, available {account.available}.")
+
+
+@click.group("idempotency", help="Idempotency keys.")
+def idempotency_cli():
+    pass
+
+
+@idempotency_cli.command("purge", help="Delete idempotency keys older than 24 hours.")
+def idempotency_purge():
+    click.echo(f"Purged {idempotency.purge_expired()} key(s).")
