@@ -2,7 +2,8 @@
 migrated once per run with the project's own migrations, a fresh app per test, and factories.
 
 Tests that need PostgreSQL, Redis or Chromium skip with a one-line reason when those are missing,
-except under CI=true, where a missing service is a failure.
+except under CI=true, where a missing service is a failure. CI runs the suite twice: on SQLite (the
+embedded default, TEST_DATABASE=sqlite, where PostgreSQL-only tests skip) and on PostgreSQL.
 """
 from __future__ import annotations
 
@@ -37,6 +38,14 @@ def require(condition: bool, reason: str) -> None:
     if ON_CI:
         pytest.fail(f"{reason} (CI=true: required, not skipped)")
     pytest.skip(reason)
+
+
+def require_postgres(is_postgres: bool) -> None:
+    """Concurrency and crash tests need PostgreSQL. A run on SQLite on purpose (TEST_DATABASE=sqlite,
+    as CI's embedded-default pass) skips them even under CI; its PostgreSQL pass runs them."""
+    if not is_postgres and os.environ.get("TEST_DATABASE", "").lower() == "sqlite":
+        pytest.skip("PostgreSQL only; this run is on SQLite (TEST_DATABASE=sqlite)")
+    require(is_postgres, "needs PostgreSQL (set TEST_DATABASE_URL)")
 
 
 def _create_postgres_database(server_url: str) -> tuple[str, callable]:

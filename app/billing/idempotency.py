@@ -1,4 +1,4 @@
-"""Idempotency keys (DESIGN §4) for any POST that must happen once.
+"""Idempotency keys (docs/architecture.md, "Credits ledger") for any POST that must happen once.
 
 The key row is written in the same transaction as the effect, so "done" and "remembered" commit
 together. What is remembered is the operation's result (ids and figures, never an HTTP answer). A

@@ -1,4 +1,4 @@
-"""The pricing engine (DESIGN §5): (model's price rule, request params) → the estimate we hold,
+"""The pricing engine (docs/architecture.md, "Pricing"): (model's price rule, request params) → the estimate we hold,
 and (rule, params, what the vendor returned) → the actual charge we settle.
 
 Rounding: every computation is in integers and rounds *up* to a whole credit once, at the end

@@ -1,4 +1,4 @@
-"""The models waule-api serves (waule-api-contract.md), with starting prices and capabilities.
+"""The models waule-api serves (docs/gateway-contract.md), with starting prices and capabilities.
 
 `flask catalog seed` inserts the ones missing and never overwrites a model an operator edited.
 Prices are in credits; operators tune them in the dashboard.

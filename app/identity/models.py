@@ -25,7 +25,7 @@ class Tenant(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         sa.CheckConstraint("max_seats >= 0", name="max_seats_non_negative"),
         sa.CheckConstraint("oss_mode IN ('PLATFORM', 'CUSTOM')", name="oss_mode_known"),
-        # The ledger's invariants, enforced by the database itself (DESIGN §4).
+        # The ledger's invariants, enforced by the database itself (docs/architecture.md, "Credits ledger").
         sa.CheckConstraint("held >= 0", name="held_non_negative"),
         sa.CheckConstraint("balance - held >= 0", name="available_non_negative"),
     )

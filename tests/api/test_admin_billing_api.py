@@ -16,7 +16,7 @@ from app.core.errors import InvalidInput
 from app.core.transaction import atomic
 from app.extensions import db
 from app.models import AuditLog, IdempotencyKey, LedgerEntry, PriceRule, utcnow
-from tests.conftest import TEST_ACTOR, assert_error, key_headers, make_app, require
+from tests.conftest import TEST_ACTOR, assert_error, key_headers, make_app, require_postgres
 
 
 @pytest.fixture
@@ -336,7 +336,7 @@ def test_seat_price_is_validated(client, headers):
 # --- concurrency -------------------------------------------------------------------------------------
 
 def test_concurrent_duplicates_of_one_recharge_charge_once(app, make, acme, is_postgres):
-    require(is_postgres, "needs PostgreSQL (set TEST_DATABASE_URL)")
+    require_postgres(is_postgres)
     headers = make.admin_token_headers()
     url = f"/admin/api/tenants/{acme.tenant.id}/recharge"
     statuses, barrier = [None] * 10, threading.Barrier(10)

@@ -14,7 +14,7 @@ from app.core.errors import Conflict
 from app.extensions import db
 from app.identity import users
 from app.models import TenantDevice, TenantUser
-from tests.conftest import PASSWORD, TEST_ACTOR, require
+from tests.conftest import PASSWORD, TEST_ACTOR, require_postgres
 
 
 def _race(app, count: int, work):
@@ -34,7 +34,7 @@ def _race(app, count: int, work):
 
 
 def test_concurrent_member_creation_never_exceeds_the_seats(app, make, is_postgres):
-    require(is_postgres, "needs PostgreSQL (set TEST_DATABASE_URL)")
+    require_postgres(is_postgres)
     created = make.tenant(max_seats=5)
     tenant_id = created.tenant.id
 
@@ -54,7 +54,7 @@ def test_concurrent_member_creation_never_exceeds_the_seats(app, make, is_postgr
 
 
 def test_concurrent_first_logins_from_two_devices_bind_exactly_one(app, make, is_postgres):
-    require(is_postgres, "needs PostgreSQL (set TEST_DATABASE_URL)")
+    require_postgres(is_postgres)
     for attempt in range(5):  # several rounds, so the race is really exercised
         created = make.tenant()
         alice = make.user(created, f"alice{attempt}")
@@ -80,7 +80,7 @@ def test_concurrent_first_logins_from_two_devices_bind_exactly_one(app, make, is
 
 
 def test_concurrent_refreshes_with_one_token_let_at_most_one_through(app, make, is_postgres):
-    require(is_postgres, "needs PostgreSQL (set TEST_DATABASE_URL)")
+    require_postgres(is_postgres)
     created = make.tenant()
     alice = make.user(created, "alice")
     for _ in range(5):

@@ -19,7 +19,7 @@ from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import tenants
 from app.models import CreditHold, LedgerEntry, Tenant
-from tests.conftest import TEST_ACTOR, require
+from tests.conftest import TEST_ACTOR, require_postgres
 
 
 def fund(created, amount):
@@ -154,7 +154,7 @@ def _race(app, works):
 @pytest.fixture
 def wide_app(test_env, tmp_path, is_postgres):
     """An app whose pool lets 40 transactions run at once, so the database sees real contention."""
-    require(is_postgres, "needs PostgreSQL (set TEST_DATABASE_URL)")
+    require_postgres(is_postgres)
     from tests.conftest import make_app
     wide = make_app(test_env, tmp_path / "wide", SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 40, "max_overflow": 0,
                                                                              "pool_timeout": 60})
