@@ -211,16 +211,16 @@ def call(targets: list[Target], method: str, path: str, *, kind: str, payload: d
         except requests.ConnectionError as error:
             if not _never_connected(error):
                 # The request may have reached the vendor: retrying elsewhere could generate twice.
-                note_health(target, ok=False, error=f"connection lost: {type(error).__name__}")
+                note_health(target.gateway_id, ok=False, error=f"connection lost: {type(error).__name__}")
                 raise UpstreamFailed("The connection to the AI gateway broke off.") from None
             last_error = f"{target.name}: cannot connect"
-            note_health(target, ok=False, error=f"cannot connect: {type(error).__name__}")
+            note_health(target.gateway_id, ok=False, error=f"cannot connect: {type(error).__name__}")
             log.warning("gateway %s unreachable, failing over", target.name)
             continue
         except requests.Timeout:
             raise _timed_out(target) from None
         except requests.RequestException as error:
-            note_health(target, ok=False, error=type(error).__name__)
+            note_health(target.gateway_id, ok=False, error=type(error).__name__)
             raise UpstreamFailed(f"The gateway call failed ({type(error).__name__}).") from None
         elapsed_ms = int((time.monotonic() - started) * 1000)
         return Answer(target, _parse(target, response), elapsed_ms)
@@ -236,31 +236,31 @@ def _never_connected(error: requests.ConnectionError) -> bool:
 
 
 def _timed_out(target: Target) -> UpstreamTimeout:
-    note_health(target, ok=False, error="timeout")
+    note_health(target.gateway_id, ok=False, error="timeout")
     return UpstreamTimeout("The AI gateway did not answer in time.")
 
 
 def _parse(target: Target, response: requests.Response) -> dict:
     status = response.status_code
     if status in (401, 403):
-        note_health(target, ok=False, error=f"HTTP {status}: credentials refused")
+        note_health(target.gateway_id, ok=False, error=f"HTTP {status}: credentials refused")
         raise UpstreamFailed("The AI gateway refused our credentials; the operator has been told.",
                              code="upstream_auth_failed")
     if 400 <= status < 500:
-        note_health(target, ok=True)  # the gateway works; it refused this request
+        note_health(target.gateway_id, ok=True)  # the gateway works; it refused this request
         raise UpstreamRejected(f"The model refused the request: {_message(response)}")
     if status >= 500 or status < 200 or status >= 300:
-        note_health(target, ok=False, error=f"HTTP {status}: {_message(response)[:200]}")
+        note_health(target.gateway_id, ok=False, error=f"HTTP {status}: {_message(response)[:200]}")
         raise UpstreamFailed(f"The AI gateway failed: {_message(response)}")
     try:
         body = response.json()
     except (ValueError, json.JSONDecodeError):
-        note_health(target, ok=False, error="invalid JSON")
+        note_health(target.gateway_id, ok=False, error="invalid JSON")
         raise UpstreamFailed("The AI gateway answered with invalid JSON.", code="upstream_bad_response") from None
     if not isinstance(body, dict):
-        note_health(target, ok=False, error="unexpected JSON")
+        note_health(target.gateway_id, ok=False, error="unexpected JSON")
         raise UpstreamFailed("The AI gateway answered with an unexpected shape.", code="upstream_bad_response")
-    note_health(target, ok=True)
+    note_health(target.gateway_id, ok=True)
     return body
 
 
