@@ -1,8 +1,11 @@
 # Waule Server. `make run` starts the platform on its embedded defaults; `make test` runs the suite.
+SHELL  := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 export FLASK_APP := wsgi
+# The port of the sandbox gateway `make run` starts (the server calls it unless WAULEAPI_URL says otherwise).
+SANDBOX_PORT ?= 9000
 
 .PHONY: run test migrate seed secrets clean
 
@@ -25,12 +28,16 @@ seed: migrate
 	$(BIN)/flask catalog seed
 	$(BIN)/flask demo seed
 
-# The sandbox gateway (port 9000) and the web server run together; Ctrl-C stops both.
+# The sandbox gateway and the web server run together; Ctrl-C (or TERM) stops both. The trap names
+# its children: `kill 0` would signal the shell itself too, and its own trap again, without end.
 run: seed
 	@set -a; [ -f .env ] && . ./.env; set +a; \
-	trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/python -m sandbox --host 127.0.0.1 --port 9000 --quiet & \
-	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	export WAULEAPI_URL=$${WAULEAPI_URL:-http://127.0.0.1:$(SANDBOX_PORT)}; \
+	$(BIN)/python -m sandbox --host 127.0.0.1 --port $(SANDBOX_PORT) --quiet \
+	  --files-dir "$${WAULE_INSTANCE_PATH:-instance}/sandbox-files" & sandbox=$$!; \
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app & web=$$!; \
+	trap 'trap - INT TERM; kill $$sandbox $$web 2>/dev/null; wait; exit 0' INT TERM; \
+	wait -n; status=$$?; kill $$sandbox $$web 2>/dev/null; wait; exit $$status
 
 test: $(VENV)/.dev
 	$(BIN)/pytest $(PYTEST_ARGS)

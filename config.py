@@ -201,6 +201,7 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path 
 
     return {
         "WAULE_ENV": environment,
+        "INSTANCE_PATH": str(instance_path.resolve()),
         "TESTING": environment == "test",
         "SECRET_KEY": secret_values["SECRET_KEY"],
         "JWT_SECRET_KEY": secret_values["JWT_SECRET"],

@@ -13,3 +13,5 @@ accesslog = "-"
 errorlog = "-"
 # Never log query strings or headers that could carry credentials.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+# gunicorn's control socket would live in the home directory; nothing here uses it.
+control_socket_disable = True

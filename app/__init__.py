@@ -17,8 +17,9 @@ from config import load_config
 
 
 def create_app(overrides: dict | None = None) -> Flask:
-    app = Flask(__name__, instance_path=os.environ.get("WAULE_INSTANCE_PATH") or None,
-                instance_relative_config=True)
+    # A config built for another instance folder (tests build one per test) brings its own.
+    instance_path = (overrides or {}).get("INSTANCE_PATH") or os.environ.get("WAULE_INSTANCE_PATH") or None
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     if overrides and overrides.get("SKIP_ENV_CONFIG"):
         app.config.from_mapping(overrides)
     else:

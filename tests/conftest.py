@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 import threading
 import uuid
 
@@ -27,8 +28,43 @@ from app.identity.audit import Actor
 from config import generate_secrets, load_config, normalize_database_url
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
+CHECKOUT = Path(__file__).resolve().parent.parent
 TEST_ACTOR = Actor(kind="system", name="tests")
 PASSWORD = "correct-horse-battery"
+
+
+def _checkout_state() -> dict[str, float]:
+    """What tests could leave in the checkout: the instance folder and tool caches beside the code.
+    A `make run` beside the tests writes its database and stored objects there: those are not ours."""
+    found = {}
+    for name in ("instance", ".hypothesis", "test-artifacts"):
+        for path in (CHECKOUT / name).rglob("*"):
+            relative = path.relative_to(CHECKOUT)
+            if ".db" in path.name or relative.parts[:2] in (("instance", "storage"), ("instance", "jobs")):
+                continue
+            found[str(relative)] = path.stat().st_mtime if path.is_file() else 0.0
+    return found
+
+
+def pytest_sessionstart(session):
+    session.config._checkout_before = _checkout_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Tests write only into their own temporary folders: anything they created or changed in the
+    checkout (a demo credentials file, sandbox files, an example database) fails the run."""
+    before = getattr(session.config, "_checkout_before", None)
+    if before is None or getattr(session.config, "workerinput", None) is not None:
+        return
+    after = _checkout_state()
+    touched = sorted(path for path in after if before.get(path) != after[path])
+    if touched:
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.line(
+            f"Tests wrote into the checkout (they must use their temporary folders): {', '.join(touched[:10])}",
+            red=True)
+        session.exitstatus = 1
 
 
 def require(condition: bool, reason: str) -> None:

@@ -75,14 +75,15 @@ class Answer:
 
 # --- the sessions -----------------------------------------------------------------------------------
 
-_sessions: dict[tuple[str, str], requests.Session] = {}
 _sessions_lock = threading.Lock()
 
 
 def session_for(target: Target) -> requests.Session:
+    """One pooled session per gateway, per app: an in-process sandbox belongs to its own app."""
+    sessions = current_app.extensions.setdefault("waule.gateway_sessions", {})
     key = (target.base_url, target.secret, target.in_process)
     with _sessions_lock:
-        session = _sessions.get(key)
+        session = sessions.get(key)
         if session is None:
             session = requests.Session()
             session.headers.update({"Authorization": f"Bearer {target.secret}",
@@ -91,7 +92,7 @@ def session_for(target: Target) -> requests.Session:
             session.trust_env = False  # never route gateway traffic through an ambient proxy
             if target.in_process:
                 sandbox.mount(session)
-            _sessions[key] = session
+            sessions[key] = session
         return session
 
 

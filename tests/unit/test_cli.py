@@ -2,7 +2,9 @@
 import base64
 import json
 import re
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -199,3 +201,20 @@ def test_keys_flush_usage_writes_buffered_counts(runner, client, app, make):
     db.session.refresh(key)
     assert key.request_count == 1 and key.last_used_at is not None
     assert ok(runner.invoke(args=["keys", "flush-usage"])).stdout.strip() == "Flushed 0 key(s)."
+
+
+def test_the_readmes_try_it_lines_find_the_demo_key_and_password(runner, client, app, tmp_path):
+    """A newcomer copies the README's `Try it` lines after `make run`: they must yield working values."""
+    ok(runner.invoke(args=["demo", "seed"]))
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    lines = [line for line in readme.splitlines() if re.match(r"(KEY|PASSWORD)=\$\(awk ", line)]
+    assert [line.split("=", 1)[0] for line in lines] == ["KEY", "PASSWORD"]
+    clone = tmp_path / "clone"  # as a checkout looks after `make run`: instance/demo-credentials.txt
+    (clone / "instance").mkdir(parents=True)
+    shutil.copy(Path(app.instance_path) / "demo-credentials.txt", clone / "instance")
+    shell = "\n".join(lines) + '\necho "$KEY"\necho "$PASSWORD"'
+    key, password = subprocess.run(["bash", "-c", shell], cwd=clone, capture_output=True, text=True,
+                                   check=True).stdout.split()
+    response = client.post("/api/v1/auth/login", json={"api_key": key, "username": "alice", "password": password,
+                                                        "device_id": "laptop-1"})
+    assert response.status_code == 200, response.get_json()
