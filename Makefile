@@ -28,16 +28,17 @@ seed: migrate
 	$(BIN)/flask catalog seed
 	$(BIN)/flask demo seed
 
-# The sandbox gateway and the web server run together; Ctrl-C (or TERM) stops both. The trap names
-# its children: `kill 0` would signal the shell itself too, and its own trap again, without end.
+# The sandbox gateway, the web server and the job worker run together; Ctrl-C (or TERM) stops all three.
+# The trap names its children: `kill 0` would signal the shell itself too, and re-enter the trap without end.
 run: seed
 	@set -a; [ -f .env ] && . ./.env; set +a; \
 	export WAULEAPI_URL=$${WAULEAPI_URL:-http://127.0.0.1:$(SANDBOX_PORT)}; \
 	$(BIN)/python -m sandbox --host 127.0.0.1 --port $(SANDBOX_PORT) --quiet \
 	  --files-dir "$${WAULE_INSTANCE_PATH:-instance}/sandbox-files" & sandbox=$$!; \
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app & web=$$!; \
-	trap 'trap - INT TERM; kill $$sandbox $$web 2>/dev/null; wait; exit 0' INT TERM; \
-	wait -n; status=$$?; kill $$sandbox $$web 2>/dev/null; wait; exit $$status
+	$(BIN)/flask worker & worker=$$!; \
+	trap 'trap - INT TERM; kill $$sandbox $$web $$worker 2>/dev/null; wait; exit 0' INT TERM; \
+	wait -n; status=$$?; kill $$sandbox $$web $$worker 2>/dev/null; wait; exit $$status
 
 test: $(VENV)/.dev
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -119,6 +119,14 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def _engine_options(database_url: str) -> dict:
+    if database_url.startswith("sqlite"):
+        # The embedded default shares one file between the web processes and the worker: wait for a
+        # writer (up to 30 s) instead of failing with "database is locked" (WAL is set per connection).
+        return {"pool_pre_ping": True, "connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
 def _gateway_settings(env: Mapping[str, str], environment: str) -> dict:
     """waule-api: the default gateway, its timeouts, and the sandbox that test-mode keys use."""
     url = env.get("WAULEAPI_URL", "").strip() or ("" if environment == "production" else "http://127.0.0.1:9000")
@@ -179,6 +187,25 @@ def _storage_settings(env: Mapping[str, str], instance_path: Path) -> dict:
     }
 
 
+JOB_QUEUES = ("sqlite", "redis", "immediate")
+
+
+def _job_settings(env: Mapping[str, str], instance_path: Path, redis_url: str) -> dict:
+    """The job queue: Redis when REDIS_URL is set, else a SQLite file in the instance folder."""
+    queue = env.get("JOBS_QUEUE", "").strip().lower() or ("redis" if redis_url else "sqlite")
+    if queue not in JOB_QUEUES:
+        raise ConfigError(f"JOBS_QUEUE must be one of {', '.join(JOB_QUEUES)}, got {queue!r}")
+    if queue == "redis" and not redis_url:
+        raise ConfigError("JOBS_QUEUE=redis needs REDIS_URL")
+    return {
+        "JOBS_QUEUE": queue,
+        "JOBS_PREFIX": env.get("JOBS_PREFIX", "").strip() or "waule",
+        "JOBS_SQLITE_PATH": env.get("JOBS_SQLITE_PATH", "").strip() or str((instance_path / "jobs.db").resolve()),
+        "WORKER_THREADS": {"long": _int(env, "WORKER_THREADS_LONG", 8, 1, 256),
+                           "short": _int(env, "WORKER_THREADS_SHORT", 4, 1, 256)},
+    }
+
+
 def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path = "instance") -> dict:
     """Build the Flask config mapping from environment variables."""
     env = os.environ if env is None else env
@@ -208,7 +235,7 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path 
         "CONFIG_ENCRYPTION_KEY": _encryption_key(secret_values["CONFIG_ENCRYPTION_KEY"]),
         "KEY_PEPPER": secret_values["KEY_PEPPER"].encode(),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
         "REDIS_URL": redis_url,
         "MAX_CONTENT_LENGTH": _int(env, "MAX_BODY_BYTES", 10 * 1024 * 1024, 1024, 512 * 1024 * 1024),
         "JWT_ACCESS_TOKEN_EXPIRES": _int(env, "JWT_ACCESS_MINUTES", 60, 1, 24 * 60) * 60,
@@ -230,5 +257,6 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path 
         "HOLD_TTL_SECONDS": _int(env, "HOLD_TTL_SECONDS", 600, 60, 7 * 86400),
         **_gateway_settings(env, environment),
         **_storage_settings(env, instance_path),
+        **_job_settings(env, instance_path, redis_url),
         "DEMO_SEED": _bool(env, "DEMO_SEED", environment == "development"),
     }

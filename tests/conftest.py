@@ -126,6 +126,8 @@ def test_env(database_url, tmp_path_factory) -> dict:
         "SANDBOX_SECRET": "test-gateway-secret",
         "SANDBOX_URL": "",
         "SANDBOX_TIMEOUT_CAP": "3",
+        # Jobs run where they are enqueued; tests of the worker start a real one on a queue of their own.
+        "JOBS_QUEUE": "immediate",
     }
 
 

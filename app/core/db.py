@@ -73,3 +73,16 @@ def parse_uuid(value) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except (TypeError, ValueError):
         return None
+
+
+def use_wal(engine: sa.Engine) -> None:
+    """SQLite in write-ahead-log mode: readers never wait for the writer, so the web processes and the
+    worker can share the embedded database. A no-op elsewhere."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _wal(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()

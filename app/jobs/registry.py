@@ -1,18 +1,44 @@
-"""Every job, by name: the one place that says which function does which work. Functions are named
-as "module:function" and imported when first run, so services can enqueue without import cycles."""
+"""Every job, by name: the one place that says which function does which work, on which queue, and
+which jobs run on a schedule. Functions are named "module:function" and imported when first run, so
+services can enqueue without import cycles.
+
+Two queues, each with its own worker threads: `long` for calls that wait on the gateway for up to
+twenty minutes (videos, Midjourney), `short` for everything else, so a queue full of videos never
+starves the periodic sweeps and webhook deliveries.
+"""
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
-JOBS: dict[str, str] = {
-    "generation.execute": "app.generation.flow:execute_queued",
+QUEUES = ("long", "short")
+
+
+@dataclass(frozen=True)
+class Job:
+    queue: str
+    function: str  # "module:function"
+
+
+JOBS: dict[str, Job] = {
+    "generation.execute": Job("long", "app.generation.flow:execute_queued"),
+    "holds.expire": Job("short", "app.billing.accounts:expire_due_holds"),
+    "idempotency.purge": Job("short", "app.billing.idempotency:purge_expired"),
+    "storage.sweep": Job("short", "app.storage.service:sweep_unconfirmed"),
+}
+
+# Periodic jobs and their crontab fields (minute, hour); each is also a `flask` command for cron.
+SCHEDULE: dict[str, dict[str, str]] = {
+    "holds.expire": {"minute": "*"},
+    "idempotency.purge": {"minute": "17"},
+    "storage.sweep": {"minute": "*/10"},
 }
 
 
-def resolve(name: str) -> Callable[..., None]:
+def resolve(name: str) -> Callable[..., object]:
     try:
-        module_name, _, function = JOBS[name].partition(":")
+        module_name, _, function = JOBS[name].function.partition(":")
     except KeyError:
         raise LookupError(f"no job named {name!r}") from None
     return getattr(importlib.import_module(module_name), function)

@@ -72,6 +72,8 @@ def test_encryption_key_must_be_32_bytes_of_base64(tmp_path, value):
     ("DEMO_SEED", "2"),
     ("REDIS_URL", "localhost:6379"),
     ("DATABASE_URL", "mysql://root@localhost/waule"),
+    ("JOBS_QUEUE", "rabbit"),
+    ("WORKER_THREADS_LONG", "0"),
 ])
 def test_malformed_values_are_refused_naming_the_variable(tmp_path, name, value):
     with pytest.raises(ConfigError, match=name) as raised:
@@ -193,3 +195,10 @@ def test_processes_starting_together_agree_on_the_development_secrets(tmp_path):
         configs = list(pool.map(lambda _: load_config(env={}, instance_path=tmp_path), range(16)))
     assert len({config["SECRET_KEY"] for config in configs}) == 1
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".secrets")] == []
+
+
+def test_the_job_queue_follows_redis_and_refuses_redis_without_it(tmp_path):
+    assert load_config(env=production(), instance_path=tmp_path)["JOBS_QUEUE"] == "sqlite"
+    assert load_config(env=production(REDIS_URL="redis://cache:6379/0"), instance_path=tmp_path)["JOBS_QUEUE"] == "redis"
+    with pytest.raises(ConfigError, match="JOBS_QUEUE=redis needs REDIS_URL"):
+        load_config(env=production(JOBS_QUEUE="redis"), instance_path=tmp_path)
