@@ -247,6 +247,8 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path 
         "LOGIN_FAILURE_WINDOW_SECONDS": _int(env, "LOGIN_FAILURE_WINDOW_SECONDS", 900, 1, 86400),
         "KEY_USAGE_FLUSH_SECONDS": _int(env, "KEY_USAGE_FLUSH_SECONDS", 10, 0, 3600),
         "GATEWAY_CACHE_SECONDS": _int(env, "GATEWAY_CACHE_SECONDS", 10, 0, 3600),
+        "GATEWAY_CIRCUIT_FAILURES": _int(env, "GATEWAY_CIRCUIT_FAILURES", 3, 1, 1000),
+        "GATEWAY_CIRCUIT_COOLDOWN_SECONDS": _int(env, "GATEWAY_CIRCUIT_COOLDOWN_SECONDS", 30, 1, 3600),
         "SESSION_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", environment == "production"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -4,7 +4,7 @@ the shell and tests."""
 from app.billing.models import ENTRY_TYPES, HOLD_STATUSES, CreditHold, IdempotencyKey, LedgerEntry, PlatformSetting
 from app.catalog.models import BILLING_TYPES, MODEL_KINDS, AiModel, PriceRule
 from app.core.db import Base, parse_uuid, utcnow
-from app.gateway.models import Gateway
+from app.gateway.models import Gateway, GatewayCircuit
 from app.generation.models import GENERATION_STATUSES, Generation, UsageDaily, UsageRecord
 from app.identity.models import (KEY_MODES, KEY_SCOPES, OSS_MODES, USER_ROLES, AdminToken, ApiKey, AuditLog,
                                  PlatformAdmin, RefreshToken, Tenant, TenantDevice, TenantUser, UserSession)
@@ -16,6 +16,6 @@ __all__ = [
     "Base", "parse_uuid", "utcnow",
     "KEY_MODES", "KEY_SCOPES", "OSS_MODES", "USER_ROLES", "AdminToken", "ApiKey", "AuditLog", "PlatformAdmin",
     "RefreshToken", "Tenant", "TenantDevice", "TenantUser", "UserSession",
-    "GENERATION_STATUSES", "Gateway", "Generation", "UsageDaily", "UsageRecord",
+    "GENERATION_STATUSES", "Gateway", "GatewayCircuit", "Generation", "UsageDaily", "UsageRecord",
     "FILE_STATUSES", "StoredFile",
 ]

@@ -25,6 +25,7 @@ from app.core.crypto import decrypt
 from app.core.errors import DomainError, InvalidInput
 from app.extensions import db
 from app.gateway import sandbox
+from app.gateway import health
 from app.gateway.health import note_health
 from app.gateway.models import Gateway
 
@@ -175,7 +176,11 @@ def targets_for(gateway_id: uuid.UUID | None) -> list[Target]:
     if not ordered:
         raise UpstreamFailed("No gateway is configured (set WAULEAPI_URL or add one in the dashboard).",
                              code="no_gateway")
-    return ordered
+    reachable = health.usable(ordered)
+    if not reachable:
+        raise UpstreamFailed("No AI gateway is reachable right now; they are retried after a short cool-down.",
+                             code="gateway_unavailable")
+    return reachable
 
 
 # --- calling ----------------------------------------------------------------------------------------
@@ -216,6 +221,7 @@ def call(targets: list[Target], method: str, path: str, *, kind: str, payload: d
                 raise UpstreamFailed("The connection to the AI gateway broke off.") from None
             last_error = f"{target.name}: cannot connect"
             note_health(target.gateway_id, ok=False, error=f"cannot connect: {type(error).__name__}")
+            health.connection_failed(target)
             log.warning("gateway %s unreachable, failing over", target.name)
             continue
         except requests.Timeout:
@@ -224,6 +230,7 @@ def call(targets: list[Target], method: str, path: str, *, kind: str, payload: d
             note_health(target.gateway_id, ok=False, error=type(error).__name__)
             raise UpstreamFailed(f"The gateway call failed ({type(error).__name__}).") from None
         elapsed_ms = int((time.monotonic() - started) * 1000)
+        health.connected(target)
         return Answer(target, _parse(target, response), elapsed_ms)
     raise UpstreamFailed(f"No gateway could be reached ({last_error}).", code="gateway_unreachable")
 
@@ -277,7 +284,19 @@ def result_urls(body: dict) -> list[dict]:
     return []
 
 
-def health(target: Target) -> tuple[bool, str]:
+def probe(target: Target) -> bool:
+    """Does the gateway answer at all (any HTTP status)? The answer feeds its circuit breaker."""
+    try:
+        session_for(target).get(f"{target.base_url}/health",
+                                timeout=(current_app.config["WAULEAPI_CONNECT_TIMEOUT"], 10))
+    except requests.RequestException:
+        health.connection_failed(target)
+        return False
+    health.connected(target)
+    return True
+
+
+def ping(target: Target) -> tuple[bool, str]:
     """GET /health on a gateway, for the dashboard's test-connection button."""
     try:
         response = session_for(target).get(f"{target.base_url}/health",

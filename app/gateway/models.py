@@ -5,7 +5,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, IdMixin, TimestampMixin
+from app.core.db import Base, IdMixin, TimestampMixin, utcnow
 
 
 class Gateway(IdMixin, TimestampMixin, Base):
@@ -26,3 +26,17 @@ class Gateway(IdMixin, TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
     last_error_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
+
+
+class GatewayCircuit(Base):
+    """The circuit breaker of one gateway, keyed by its base URL (so the default gateway from
+    WAULEAPI_URL, which has no Gateway row, has one too). Shared by every process through the database:
+    after GATEWAY_CIRCUIT_FAILURES consecutive connection failures the gateway is skipped until
+    `open_until`, then one request (or probe) tries it again."""
+
+    __tablename__ = "gateway_circuits"
+
+    base_url: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    open_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

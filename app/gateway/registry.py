@@ -167,13 +167,23 @@ def test_connection(gateway_id, actor: Actor) -> ConnectionTest:
     """GET /health on the gateway with its own credentials; the answer is shown, not counted, because
     the health counters describe real traffic."""
     row = get_gateway(gateway_id)
-    ok, detail = gateway.health(gateway.row_target(row))
+    ok, detail = gateway.ping(gateway.row_target(row))
     audit.record(actor, "gateway.test", target_type="gateway", target_id=row.id,
                  changes={"name": row.name, "ok": ok, "detail": detail})
     return ConnectionTest(ok, detail)
 
 
 @atomic()
+def probe_gateways() -> int:
+    """The periodic health probe: every active gateway and the default one; a dead one's circuit opens
+    without a tenant's request paying for it, a recovered one's closes. Returns how many answered."""
+    targets = gateway.active_targets()
+    default = gateway.default_target()
+    if default is not None and default.base_url not in {target.base_url for target in targets}:
+        targets = [*targets, default]
+    return sum(gateway.probe(target) for target in targets)
+
+
 def set_model_gateway(model_uuid, gateway_id, actor: Actor) -> AiModel:
     """Name the gateway a model's calls go to first; None sends them to the default (WAULEAPI_URL)."""
     model, _rule = get_model(model_uuid)

@@ -23,6 +23,7 @@ class Job:
 
 JOBS: dict[str, Job] = {
     "generation.execute": Job("long", "app.generation.flow:execute_queued"),
+    "gateways.probe": Job("short", "app.gateway.registry:probe_gateways"),
     "holds.expire": Job("short", "app.billing.accounts:expire_due_holds"),
     "idempotency.purge": Job("short", "app.billing.idempotency:purge_expired"),
     "storage.sweep": Job("short", "app.storage.service:sweep_unconfirmed"),
@@ -30,6 +31,7 @@ JOBS: dict[str, Job] = {
 
 # Periodic jobs and their crontab fields (minute, hour); each is also a `flask` command for cron.
 SCHEDULE: dict[str, dict[str, str]] = {
+    "gateways.probe": {"minute": "*"},
     "holds.expire": {"minute": "*"},
     "idempotency.purge": {"minute": "17"},
     "storage.sweep": {"minute": "*/10"},

@@ -7,6 +7,7 @@ serves, so "it received nothing" is read from its own log, not inferred from our
 """
 from __future__ import annotations
 
+import random
 import re
 import socket
 import threading
@@ -21,7 +22,7 @@ from app.billing import ledger
 from app.core.crypto import encrypt
 from app.extensions import db
 from app.gateway import health, registry
-from app.models import CreditHold, Gateway, Generation, StoredFile
+from app.models import CreditHold, Gateway, GatewayCircuit, Generation, StoredFile
 from app.storage import service as storage
 from tests.conftest import TEST_ACTOR, _empty_all_tables, assert_error, key_headers, make_app
 from tests.sandbox.conftest import LiveSandbox, free_port
@@ -245,3 +246,59 @@ def test_another_process_switching_a_gateway_off_is_seen_within_the_cache_interv
     time.sleep(1.1)
     assert chat(client, acme).status_code == 200
     assert served(second) == before + 1
+
+
+def test_a_dead_gateway_is_skipped_once_its_circuit_opens_then_tried_once_after_the_cool_down(app, client, acme):
+    app.config.update(GATEWAY_CIRCUIT_FAILURES=2, GATEWAY_CIRCUIT_COOLDOWN_SECONDS=1)
+    dead = add_gateway("dead", f"http://127.0.0.1:{free_port()}", priority=1)  # tried first; nothing listens
+    for _ in range(6):
+        assert chat(client, acme).status_code == 200  # the default gateway answers each one
+    assert health_of(dead).error_count == 2  # two connection attempts, then the circuit skipped it
+    circuit = db.session.get(GatewayCircuit, dead.base_url)
+    assert circuit.failures == 2 and circuit.open_until is not None
+
+    time.sleep(1.1)  # the cool-down passes: one request tries it again, the rest keep skipping it
+    for _ in range(3):
+        assert chat(client, acme).status_code == 200
+    assert health_of(dead).error_count == 3
+
+
+def test_when_every_gateway_is_known_dead_requests_fail_fast_and_nothing_is_charged(app, client, acme):
+    app.config.update(WAULEAPI_URL=f"http://127.0.0.1:{free_port()}", GATEWAY_CIRCUIT_FAILURES=1,
+                      GATEWAY_CIRCUIT_COOLDOWN_SECONDS=60)
+    assert_error(chat(client, acme), 502, "gateway_unreachable")
+    error = assert_error(chat(client, acme), 502, "gateway_unavailable")  # no connection tried this time
+    assert "cool-down" in error["message"]
+    assert (ledger.account(acme.tenant.id).balance, ledger.account(acme.tenant.id).held) == (1000, 0)
+
+
+def test_weights_spread_traffic_in_proportion_among_gateways_of_one_priority(app, client, acme, first, second):
+    random.seed(20261130)  # the weighted shuffle draws from random: one fixed, representative sequence
+    heavy = add_gateway("heavy", second.url, priority=1)
+    heavy.weight = 3
+    light = add_gateway("light", first.url, priority=1)
+    db.session.commit()
+    for _ in range(100):
+        assert chat(client, acme).status_code == 200
+    served_heavy, served_light = health_of(heavy).success_count, health_of(light).success_count
+    assert served_heavy + served_light == 100
+    assert 0.65 <= served_heavy / 100 <= 0.85, (served_heavy, served_light)  # weight 3 of 4: 75 % ± 3σ
+
+
+def test_the_probe_opens_a_dead_gateways_circuit_and_closes_it_when_it_answers_again(app, runner, first, tmp_path):
+    app.config.update(GATEWAY_CIRCUIT_FAILURES=2)
+    port = free_port()
+    dead = add_gateway("later", f"http://127.0.0.1:{port}", priority=1)
+    for _ in range(2):
+        assert runner.invoke(args=["gateways", "probe"]).output.strip() == "1 gateway(s) answered."  # the default
+    assert db.session.get(GatewayCircuit, dead.base_url).open_until is not None
+
+    revived = LiveSandbox(tmp_path, {"SANDBOX_SECRET": SECRET}, "--quiet", port=port)
+    try:
+        db.session.execute(sa.update(GatewayCircuit).values(open_until=sa.func.now()))  # its cool-down is over
+        db.session.commit()
+        assert runner.invoke(args=["gateways", "probe"]).output.strip() == "2 gateway(s) answered."
+    finally:
+        revived.stop()
+    circuit = db.session.get(GatewayCircuit, dead.base_url, populate_existing=True)
+    assert (circuit.failures, circuit.open_until) == (0, None)

@@ -48,8 +48,8 @@ def free_port() -> int:
 class LiveSandbox:
     """`python -m sandbox` in a subprocess, waited for on /health and terminated afterwards."""
 
-    def __init__(self, tmp_path: Path, env: dict, *args: str) -> None:
-        self.port = free_port()
+    def __init__(self, tmp_path: Path, env: dict, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"sandbox-{self.port}.log"
         child_env = {k: v for k, v in os.environ.items() if k not in ("SANDBOX_SECRET", "WAULEAPI_SECRET")}
