@@ -6,16 +6,17 @@ from app.catalog.models import BILLING_TYPES, MODEL_KINDS, AiModel, PriceRule
 from app.core.db import Base, parse_uuid, utcnow
 from app.gateway.models import Gateway, GatewayCircuit
 from app.generation.models import GENERATION_STATUSES, Generation, UsageDaily, UsageRecord
-from app.identity.models import (KEY_MODES, KEY_SCOPES, OSS_MODES, USER_ROLES, AdminToken, ApiKey, AuditLog,
-                                 PlatformAdmin, RefreshToken, Tenant, TenantDevice, TenantUser, UserSession)
+from app.identity.models import (COUNTER_KINDS, KEY_MODES, KEY_SCOPES, OSS_MODES, USER_ROLES, AdminToken, ApiKey,
+                                 AuditLog, LoginFailureCount, PlatformAdmin, RefreshToken, Tenant, TenantDevice,
+                                 TenantUser, UserSession)
 from app.storage.models import FILE_STATUSES, StoredFile
 
 __all__ = [
     "ENTRY_TYPES", "HOLD_STATUSES", "CreditHold", "IdempotencyKey", "LedgerEntry", "PlatformSetting",
     "BILLING_TYPES", "MODEL_KINDS", "AiModel", "PriceRule",
     "Base", "parse_uuid", "utcnow",
-    "KEY_MODES", "KEY_SCOPES", "OSS_MODES", "USER_ROLES", "AdminToken", "ApiKey", "AuditLog", "PlatformAdmin",
-    "RefreshToken", "Tenant", "TenantDevice", "TenantUser", "UserSession",
+    "COUNTER_KINDS", "KEY_MODES", "KEY_SCOPES", "OSS_MODES", "USER_ROLES", "AdminToken", "ApiKey", "AuditLog",
+    "LoginFailureCount", "PlatformAdmin", "RefreshToken", "Tenant", "TenantDevice", "TenantUser", "UserSession",
     "GENERATION_STATUSES", "Gateway", "GatewayCircuit", "Generation", "UsageDaily", "UsageRecord",
     "FILE_STATUSES", "StoredFile",
 ]

@@ -40,3 +40,8 @@ def _commit(session, keep) -> None:
     for instance in list(session.identity_map.values()):
         if id(instance) not in kept:
             session.expire(instance)
+
+
+def in_atomic() -> bool:
+    """Whether an atomic() block is open: work that must commit on its own refuses to run inside one."""
+    return db.session().info.get("atomic_depth", 0) > 0

@@ -1,6 +1,7 @@
 """Platform admins: dashboard sign-in and personal access tokens for the JSON admin API."""
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import sqlalchemy as sa
@@ -73,19 +74,37 @@ def set_active(admin_id, actor: Actor, active: bool) -> PlatformAdmin:
     return admin
 
 
-@atomic()
 def sign_in(username: str, password: str, ip: str | None) -> PlatformAdmin:
-    """Check dashboard credentials; throttled per username and IP like member logins."""
-    throttle = login_throttle()
-    username = (username or "").strip()
-    throttle.check(REALM, username, ip)
+    """Check dashboard credentials; throttled per username and IP like member logins (outside any
+    transaction, so a failure's count stands when the check rolls back)."""
+    with login_throttle().attempt(REALM, username, ip):
+        return _check_password((username or "").strip(), password)
+
+
+@atomic()
+def _check_password(username: str, password: str) -> PlatformAdmin:
     admin = db.session.scalar(sa.select(PlatformAdmin).where(sa.func.lower(PlatformAdmin.username) == username.lower()))
     password_ok = verify_password(password or "", admin.password_hash if admin else None)
     if admin is None or not password_ok or not admin.is_active:
-        throttle.failed(REALM, username, ip)
         raise Unauthenticated("Invalid username or password.", code="invalid_credentials")
-    throttle.succeeded(REALM, username)
     admin.last_login_at = utcnow()
+    return admin
+
+
+def unlock(username: str, actor: Actor, *, ip: str | None = None) -> PlatformAdmin:
+    """End an admin's dashboard lockout, and clear an address's failures when one is named. Only by name:
+    an address's count is shared by every account tried from it, and clearing it would give whoever
+    guesses from there a fresh allowance."""
+    admin = find_by_username((username or "").strip())
+    if ip is not None:
+        try:
+            ip = str(ipaddress.ip_address(ip.strip()))
+        except ValueError:
+            raise InvalidInput(f"{ip!r} is not an IP address.", param="ip") from None
+    login_throttle().unlock(REALM, admin.username, ip)
+    with atomic():
+        audit.record(actor, "admin.unlock", target_type="platform_admin", target_id=admin.id,
+                     changes={"ip": ip} if ip else {})
     return admin
 
 

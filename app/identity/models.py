@@ -9,13 +9,14 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.core.db import Base, IdMixin, TimestampMixin, utcnow
+from app.core.db import Base, IdMixin, TimestampMixin, one_of, utcnow
 
 OSS_MODES = ("PLATFORM", "CUSTOM")
 KEY_MODES = ("live", "test")
 # `generate` calls the generation endpoints; `admin` acts as the tenant's admin over the API.
 KEY_SCOPES = ("generate", "admin")
 USER_ROLES = ("member", "admin")
+COUNTER_KINDS = ("account", "ip")
 
 
 class Tenant(IdMixin, TimestampMixin, Base):
@@ -205,3 +206,22 @@ class AuditLog(IdMixin, Base):
     ip: Mapped[str | None] = mapped_column(sa.String(64))
     changes: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class LoginFailureCount(Base):
+    """Failed sign-ins of one account (or from one client address) in the window that began with the first
+    of them: the embedded store of app/identity/throttle.py, changed only by its conditional statements.
+    With REDIS_URL set these counts live in Redis instead."""
+
+    __tablename__ = "login_failure_counts"
+    __table_args__ = (
+        sa.CheckConstraint(one_of("kind", COUNTER_KINDS), name="kind_known"),
+        sa.CheckConstraint("failures >= 0", name="failures_non_negative"),
+    )
+
+    # "tenant:<id>" or "platform-admin" for accounts; "*" for addresses, counted across every realm.
+    realm: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(sa.String(128), primary_key=True)  # lower-cased username, or address
+    window_started_at: Mapped[datetime]
+    failures: Mapped[int]

@@ -33,36 +33,39 @@ class IssuedTokens:
     session: UserSession
 
 
-@atomic()
 def login(*, api_key: str, username: str, password: str, device_id: str | None = None,
           device_info: dict | None = None, ip: str | None = None) -> IssuedTokens:
-    key: ApiKey = find_usable_key(api_key)
-    # A login is a request made with the key: an app that only logs members in still shows as in use.
-    note_key_use(key.id)
-    tenant = key.tenant
-    username = (username or "").strip()
-    throttle = login_throttle()
-    realm = f"tenant:{tenant.id}"
-    throttle.check(realm, username, ip)
-    device_id = require_device_id(tenant, device_id)
+    with atomic():
+        key: ApiKey = find_usable_key(api_key)
+        # A login is a request made with the key: an app that only logs members in still shows as in use.
+        note_key_use(key.id)
+        tenant_id, key_mode = key.tenant_id, key.mode
+        device_id = require_device_id(key.tenant, device_id)
+    # Outside any transaction: the throttle counts this attempt before the password is checked, and the
+    # count stands when a wrong password rolls the check back.
+    with login_throttle().attempt(f"tenant:{tenant_id}", username, ip):
+        user_id = _check_password(tenant_id, (username or "").strip(), password)
 
+    with atomic():
+        user = db.session.get(TenantUser, user_id)
+        check_device(user, device_id, device_info)
+        user.last_login_at = utcnow()
+        session = UserSession(tenant_id=tenant_id, user_id=user.id, key_mode=key_mode,
+                              device_fingerprint=device_id, ip=ip)
+        db.session.add(session)
+        db.session.flush()
+        return _issue(user, session)
+
+
+@atomic()
+def _check_password(tenant_id: uuid.UUID, username: str, password: str) -> uuid.UUID:
     user = db.session.scalar(sa.select(TenantUser).where(
-        TenantUser.tenant_id == tenant.id, sa.func.lower(TenantUser.username) == username.lower()))
+        TenantUser.tenant_id == tenant_id, sa.func.lower(TenantUser.username) == username.lower()))
     # Unknown user, wrong password and inactive user get the same answer, after the same bcrypt work.
     password_ok = verify_password(password or "", user.password_hash if user else None)
     if user is None or not password_ok or not user.is_active:
-        throttle.failed(realm, username, ip)
         raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
-    throttle.succeeded(realm, username)
-
-    check_device(user, device_id, device_info)
-    user.last_login_at = utcnow()
-    session = UserSession(tenant_id=tenant.id, user_id=user.id, key_mode=key.mode,
-                          device_fingerprint=device_id, ip=ip)
-    db.session.add(session)
-    db.session.flush()
-    tokens = _issue(user, session)
-    return tokens
+    return user.id
 
 
 def _issue(user: TenantUser, session: UserSession) -> IssuedTokens:

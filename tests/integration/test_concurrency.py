@@ -5,16 +5,19 @@ gunicorn threads would.
 """
 from __future__ import annotations
 
+import os
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import sqlalchemy as sa
 
 from app.core.errors import Conflict
 from app.extensions import db
 from app.identity import users
 from app.models import TenantDevice, TenantUser
-from tests.conftest import PASSWORD, TEST_ACTOR, require_postgres
+from tests.conftest import PASSWORD, TEST_ACTOR, make_app, require, require_postgres
 
 
 def _race(app, count: int, work):
@@ -103,3 +106,82 @@ def test_concurrent_refreshes_with_one_token_let_at_most_one_through(app, make, 
                                           json={"refresh_token": new["refresh_token"]}).status_code == 401
             me = app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {new['access_token']}"})
             assert me.status_code == 401
+
+
+# --- sign-in throttling -------------------------------------------------------------------------------
+
+PER_ACCOUNT = 3
+PER_IP = 5
+
+
+@pytest.fixture(params=["database", "redis"])
+def strict_app(request, app, test_env, tmp_path, is_postgres):
+    """An app with low sign-in limits on the same database, counting in the database or in Redis."""
+    require_postgres(is_postgres)
+    settings = dict(LOGIN_FAILURES_PER_USER=PER_ACCOUNT, LOGIN_FAILURES_PER_IP=PER_IP,
+                    LOGIN_FAILURE_WINDOW_SECONDS=600)
+    prefix = f"waule-test-{uuid.uuid4().hex}"
+    if request.param == "redis":
+        require(bool(os.environ.get("TEST_REDIS_URL")), "needs Redis (set TEST_REDIS_URL)")
+        settings |= dict(REDIS_URL=os.environ["TEST_REDIS_URL"], THROTTLE_PREFIX=prefix)
+    strict = make_app(test_env, tmp_path / "strict", **settings)
+    yield strict
+    with strict.app_context():
+        db.engine.dispose()
+    if request.param == "redis":
+        import redis
+        connection = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])
+        for key in connection.scan_iter(f"*{prefix}*"):
+            connection.delete(key)
+        connection.close()
+
+
+def _sign_in(strict_app, api_key: str, username: str, password: str, ip: str):
+    return strict_app.test_client().post("/api/v1/auth/login", environ_base={"REMOTE_ADDR": ip}, json={
+        "api_key": api_key, "username": username, "password": password, "device_id": "d1"})
+
+
+def _codes(responses) -> list:
+    return sorted(r.get_json()["error"]["code"] if r.status_code != 200 else "ok" for r in responses)
+
+
+def test_parallel_guesses_from_one_address_never_pass_the_per_ip_limit(strict_app, make):
+    """Twelve wrong passwords for twelve usernames from one address at once: exactly PER_IP are checked
+    (401), the rest are refused unchecked (429)."""
+    api_key = make.tenant().api_key_plaintext
+
+    outcomes = _codes(_race(strict_app, 12, lambda i: _sign_in(strict_app, api_key, f"guess{i}", "wrong-password",
+                                                                "203.0.113.50")))
+    assert outcomes == ["invalid_credentials"] * PER_IP + ["too_many_attempts"] * (12 - PER_IP), outcomes
+
+
+def test_parallel_guesses_at_one_account_never_pass_the_per_account_limit(strict_app, make):
+    created = make.tenant()
+    make.user(created, "alice")
+    api_key = created.api_key_plaintext
+
+    outcomes = _codes(_race(strict_app, 12, lambda i: _sign_in(strict_app, api_key, "alice", "wrong-password",
+                                                                f"203.0.113.{60 + i}")))
+    assert outcomes == ["invalid_credentials"] * PER_ACCOUNT + ["too_many_attempts"] * (12 - PER_ACCOUNT), outcomes
+
+
+def test_parallel_successes_give_their_reservations_back(strict_app, make):
+    """Right and wrong passwords from one address at once: only the wrong ones that were checked use up
+    the address's allowance, so what is left afterwards is exactly PER_IP minus those."""
+    created = make.tenant(require_device=False)
+    for name in ("alice", "bob", "carol", "dave"):
+        make.user(created, name)
+    api_key, ip = created.api_key_plaintext, "203.0.113.80"
+
+    def attempt(i):
+        if i < 4:
+            return _sign_in(strict_app, api_key, ("alice", "bob", "carol", "dave")[i], PASSWORD, ip)
+        return _sign_in(strict_app, api_key, f"guess{i}", "wrong-password", ip)
+
+    outcomes = _codes(_race(strict_app, 12, attempt))
+    failures = outcomes.count("invalid_credentials")
+    assert 1 <= failures <= PER_IP, outcomes
+    assert set(outcomes) <= {"ok", "invalid_credentials", "too_many_attempts"}, outcomes
+    for n in range(PER_IP - failures):
+        assert _sign_in(strict_app, api_key, f"later{n}", "wrong-password", ip).status_code == 401, outcomes
+    assert _sign_in(strict_app, api_key, "alice", PASSWORD, ip).status_code == 429
