@@ -82,6 +82,18 @@ def admins_deactivate(username):
     click.echo(f"Deactivated {admin.username}; their sessions and tokens no longer work.")
 
 
+@admins_cli.command("unlock", help="End an admin's dashboard sign-in lockout. An address's failures are shared by "
+                                    "every account tried from it, so they are cleared only with --ip.")
+@click.argument("username")
+@click.option("--ip", help="Also clear the failures counted against this client address.")
+def admins_unlock(username, ip):
+    try:
+        admin = admins.unlock(username, CLI, ip=ip)
+    except DomainError as error:
+        fail(error)
+    click.echo(f"Unlocked {admin.username}" + (f" and address {ip.strip()}." if ip else "."))
+
+
 @click.group("tenants", help="Tenants.")
 def tenants_cli():
     pass

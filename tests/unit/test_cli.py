@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.identity import admins
-from app.models import ApiKey, PlatformAdmin, Tenant, TenantUser
+from app.models import ApiKey, AuditLog, PlatformAdmin, Tenant, TenantUser
+from tests.admin.conftest import Dashboard
 from tests.conftest import PASSWORD
 
 
@@ -96,6 +97,34 @@ def test_deactivated_admin_loses_tokens_and_gets_no_new_ones(runner, client, ops
     assert client.get("/admin/api/tenants", headers=bearer(token)).status_code == 401
     failed(runner.invoke(args=["admins", "token", "ops"]), "inactive")
     assert re.search(r"ops\s+inactive", ok(runner.invoke(args=["admins", "list"])).output)
+
+
+def test_admins_unlock_ends_a_dashboard_lockout(runner, client, app, ops):
+    dashboard = Dashboard(client)
+    for _ in range(app.config["LOGIN_FAILURES_PER_USER"]):
+        assert dashboard.sign_in("ops", "wrong-password").status_code == 401
+    assert dashboard.sign_in("ops").status_code == 429
+
+    assert "Unlocked ops" in ok(runner.invoke(args=["admins", "unlock", "OPS"])).output
+    assert dashboard.sign_in("ops").status_code == 302
+    unlock = db.session.scalar(sa.select(AuditLog).where(AuditLog.action == "admin.unlock"))
+    assert unlock.actor_name == "cli"
+    failed(runner.invoke(args=["admins", "unlock", "nobody"]), "No admin named 'nobody'")
+
+
+def test_admins_unlock_clears_an_address_only_when_asked(runner, client, app, ops):
+    """An address's count is shared by every account tried from it, so it is cleared only by name."""
+    dashboard = Dashboard(client)  # the test client's address is 127.0.0.1
+    for n in range(app.config["LOGIN_FAILURES_PER_IP"]):
+        assert dashboard.sign_in(f"guess{n}", "wrong-password").status_code == 401
+    assert dashboard.sign_in("ops").status_code == 429
+
+    ok(runner.invoke(args=["admins", "unlock", "ops"]))
+    assert dashboard.sign_in("ops").status_code == 429
+    result = ok(runner.invoke(args=["admins", "unlock", "ops", "--ip", "127.0.0.1"]))
+    assert "127.0.0.1" in result.output
+    assert dashboard.sign_in("ops").status_code == 302
+    failed(runner.invoke(args=["admins", "unlock", "ops", "--ip", "not-an-address"]), "IP address")
 
 
 def test_tenants_create_json_prints_a_working_key_for_scripts(runner, client, ops):
