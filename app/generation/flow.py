@@ -3,7 +3,9 @@
 validate → model enabled? → estimate → hold (+ idempotency row) → PENDING → gateway (GENERATING)
 → copy results into the tenant's storage (UPLOADING) → settle the actual → COMPLETED → usage record.
 Any failure releases the hold, marks the generation FAILED with a clear error, records the failed
-usage and forgets the idempotency key (nothing was charged, so a retry may run again). What differs
+usage and forgets the idempotency key (nothing was charged, so a retry may run again). A generation
+whose process died is failed the same way by the sweep (sweep.py). Every status change is a
+compare-and-set (see Generation), so a finishing worker and the sweep never both win. What differs
 between kinds (the gateway route, what is forwarded, how the answer is read) is in kinds/.
 
 Test-mode callers (wk_test_ keys and sessions opened with them) always go to the sandbox and never
@@ -19,6 +21,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm.exc import StaleDataError
 
 from app import jobs
 from app.billing import idempotency, ledger
@@ -27,7 +30,7 @@ from app.catalog import pricing
 from app.catalog import service as catalog
 from app.catalog.models import AiModel, PriceRule
 from app.core.db import utcnow
-from app.core.errors import DomainError, InvalidInput
+from app.core.errors import Conflict, DomainError, InvalidInput
 from app.core.lookup import get_for_tenant
 from app.core.transaction import atomic
 from app.extensions import db
@@ -35,7 +38,7 @@ from app.gateway import client as gateway
 from app.gateway import sandbox as sandbox_link
 from app.gateway.fetch import fetch_result
 from app.generation import kinds, usage
-from app.generation.models import Generation
+from app.generation.models import ACTIVE_STATUSES, FINAL_STATUSES, Generation
 from app.identity.audit import Actor
 from app.identity.models import Tenant
 from app.storage import service as storage
@@ -52,12 +55,20 @@ class Caller:
     actor: Actor
 
 
+class GenerationStopped(DomainError):
+    """The generation was failed by a sweep while this request still ran (past its deadline, or its
+    hold expired); the sweep's failure stands and nothing was charged."""
+
+    status = 504
+    type = "api_error"
+    code = "deadline_exceeded"
+
+
 @dataclass
 class Started:
     generation: Generation
     model: AiModel
     rule: PriceRule
-    idempotency_id: uuid.UUID | None
     # Read while the rows are loaded: start()'s commit expires them, and reloading costs two queries.
     gateway_id: uuid.UUID | None = field(init=False)
     billing_type: str = field(init=False)
@@ -74,6 +85,8 @@ class Replay:
 
 
 def _mark(generation: Generation, status: str) -> None:
+    if generation.status in FINAL_STATUSES:  # read afresh after a commit: a sweep ended it meanwhile
+        raise StaleDataError(f"generation {generation.id} is already {generation.status}")
     generation.status = status
     generation.timeline = [*generation.timeline, {"status": status, "at": utcnow().isoformat()}]
 
@@ -99,13 +112,14 @@ def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | Non
     return _start(caller, kind, params, model, rule, quote, None, generating)
 
 
-def _start(caller: Caller, kind: str, params: dict, model, rule, quote, idempotency_id, generating: bool) -> Started:
+def _start(caller: Caller, kind: str, params: dict, model, rule, quote, idempotency_key_id,
+           generating: bool) -> Started:
     # The id is ours before the INSERT, so the hold can name it and the row is written once.
     deadline = kind_deadline(kind)
     generation = Generation(id=uuid.uuid4(), tenant_id=caller.tenant.id, user_id=caller.user_id,
                             api_key_id=caller.api_key_id, model=model.model_id, kind=kind, is_test=caller.is_test,
                             params=params, credits_held=0 if caller.is_test else quote.credits, timeline=[],
-                            deadline_at=utcnow() + deadline)
+                            deadline_at=utcnow() + deadline, idempotency_key_id=idempotency_key_id)
     _mark(generation, "PENDING")
     if generating:
         _mark(generation, "GENERATING")
@@ -118,7 +132,7 @@ def _start(caller: Caller, kind: str, params: dict, model, rule, quote, idempote
                                ttl=deadline + timedelta(seconds=current_app.config["HOLD_TTL_SECONDS"]))
             generation.hold_id = hold.id
         db.session.add(generation)
-        started = Started(generation, model, rule, idempotency_id)
+        started = Started(generation, model, rule)
     return started
 
 
@@ -131,6 +145,7 @@ def kind_deadline(kind: str) -> timedelta:
 def execute(started: Started) -> Generation:
     """The gateway call and everything after it. Raises the domain error after recording a failure."""
     generation = started.generation
+    generation_id = generation.id
     try:
         if generation.status != "GENERATING":
             with atomic(keep=(generation,)):
@@ -150,6 +165,7 @@ def execute(started: Started) -> Generation:
         generation.completed_at = utcnow()
         _mark(generation, "COMPLETED")
         with atomic(keep=(generation,)):
+            db.session.flush()  # the compare-and-set on the status first: it decides before credits move
             if generation.hold_id is not None:
                 ledger.settle(generation.hold_id, credits, _system_actor(generation),
                               description=f"{generation.kind} {generation.model}")
@@ -158,16 +174,19 @@ def execute(started: Started) -> Generation:
             usage.record(generation, status="success", credits=credits, input_tokens=measured.input_tokens,
                          output_tokens=measured.output_tokens, seconds=measured.seconds,
                          quantity=measured.images or measured.characters, latency_ms=generation.upstream_ms)
-            if started.idempotency_id is not None:
-                record = db.session.get(IdempotencyKey, started.idempotency_id)
+            key_id = generation.idempotency_key_id
+            record = db.session.get(IdempotencyKey, key_id) if key_id else None
+            if record is not None:
                 idempotency.finish(record, {"generation_id": str(generation.id)})
         return generation
+    except StaleDataError:
+        raise _stopped(generation_id) from None
     except DomainError as error:
-        fail(started, error.code, error.message)
+        fail(generation_id, error.code, error.message)
         raise
     except Exception:
-        log.exception("generation %s failed unexpectedly", generation.id)
-        fail(started, "internal_error", "The generation failed on our side; nothing was charged.")
+        log.exception("generation %s failed unexpectedly", generation_id)
+        fail(generation_id, "internal_error", "The generation failed on our side; nothing was charged.")
         raise
 
 
@@ -184,42 +203,76 @@ def run_in_background(caller: Caller, kind: str, params: dict, *, idempotency_ke
     started = start(caller, kind, params, idempotency_key=idempotency_key)
     if isinstance(started, Replay):
         return started.generation
-    jobs.enqueue("generation.execute", generation_id=str(started.generation.id),
-                 idempotency_id=str(started.idempotency_id) if started.idempotency_id else None)
+    jobs.enqueue("generation.execute", generation_id=str(started.generation.id))
     return started.generation
 
 
 def execute_queued(generation_id: str, idempotency_id: str | None = None) -> None:
-    """The `generation.execute` job: run a generation that start() recorded."""
+    """The `generation.execute` job: run a generation that start() recorded. `idempotency_id` is what
+    jobs enqueued before generations linked their key carried; it is used only for a row without a link."""
     generation = db.session.get(Generation, uuid.UUID(generation_id))
     if generation is None or generation.status != "PENDING":
         return  # already run, or failed by a sweep
+    if generation.idempotency_key_id is None and idempotency_id:
+        generation.idempotency_key_id = uuid.UUID(idempotency_id)  # written with the GENERATING mark
     model, rule = catalog.model_for_tenant(db.session.get(Tenant, generation.tenant_id), generation.model)
     try:
-        execute(Started(generation, model, rule, uuid.UUID(idempotency_id) if idempotency_id else None))
+        execute(Started(generation, model, rule))
     except DomainError:
-        pass  # recorded on the generation by execute()
+        pass  # recorded on the generation by execute() or the sweep
 
 
-def fail(started: Started, code: str, message: str) -> None:
-    """Release the hold and record the failure, in a fresh transaction."""
+def fail(generation_id: uuid.UUID, code: str, message: str) -> None:
+    """Record a failure in a fresh transaction; a generation already over (a sweep failed it) keeps
+    that outcome."""
     db.session.rollback()
-    with atomic():
-        generation = db.session.get(Generation, started.generation.id, populate_existing=True)
-        if generation is not None and generation.status not in ("COMPLETED", "FAILED"):
-            _record_failure(generation, started.idempotency_id, code, message)
+    try:
+        with atomic():
+            generation = locked(Generation.id == generation_id)
+            if generation is not None:
+                record_failure(generation, code, message)
+    except StaleDataError:
+        pass  # on SQLite, which cannot lock the row: the other transaction's outcome stands
 
 
-def _record_failure(generation: Generation, idempotency_id, code: str, message: str) -> None:
-    if generation.hold_id is not None:
-        ledger.release(generation.hold_id)
-    storage.discard_pending(generation.id)
+def locked(where) -> Generation | None:
+    """The generation matching `where`, read afresh and (on PostgreSQL) locked for this transaction:
+    a worker's write waits for the failure being recorded, then loses its compare-and-set."""
+    return db.session.scalar(sa.select(Generation).where(where).with_for_update()
+                             .execution_options(populate_existing=True))
+
+
+def record_failure(generation: Generation, code: str, message: str, *, expire_hold: bool = False) -> bool:
+    """In the caller's transaction: fail an active generation (compare-and-set on its status), release
+    its hold (or expire it, for the sweep of expired holds), discard its unconfirmed objects, record
+    the failed usage and forget its idempotency key, so a retry runs again. False when it was over."""
+    if generation.status not in ACTIVE_STATUSES:
+        return False
+    key_id = generation.idempotency_key_id
     generation.error_code, generation.error_message = code, message[:1000]
     generation.completed_at = utcnow()
+    generation.idempotency_key_id = None
     _mark(generation, "FAILED")
+    db.session.flush()  # the compare-and-set: raises StaleDataError if the status changed since it was read
+    if generation.hold_id is not None:
+        (ledger.expire if expire_hold else ledger.release)(generation.hold_id)
+    storage.discard_pending(generation.id)
     usage.record(generation, status="failure", credits=0, latency_ms=generation.upstream_ms)
-    if idempotency_id is not None:
-        db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == idempotency_id))
+    if key_id is not None:
+        db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == key_id))
+    return True
+
+
+def _stopped(generation_id: uuid.UUID) -> DomainError:
+    """This worker lost its compare-and-set. When a sweep failed the generation, drop what the worker
+    stored for nothing and answer with the sweep's failure; else another worker runs it (a job run twice)."""
+    db.session.rollback()
+    with atomic():
+        generation = db.session.get(Generation, generation_id, populate_existing=True)
+        if generation is not None and generation.status == "FAILED":
+            storage.discard_pending(generation_id)
+            return GenerationStopped(generation.error_message, code=generation.error_code)
+    return Conflict("Another worker is running this generation.", code="generation_in_progress")
 
 
 def _system_actor(generation: Generation) -> Actor:

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core.db import Base, IdMixin, TimestampMixin, utcnow
 
 GENERATION_STATUSES = ("PENDING", "GENERATING", "UPLOADING", "COMPLETED", "FAILED")
+ACTIVE_STATUSES = ("PENDING", "GENERATING", "UPLOADING")  # not over yet: a worker or a sweep may still end it
+FINAL_STATUSES = ("COMPLETED", "FAILED")
 
 
 class Generation(IdMixin, TimestampMixin, Base):
@@ -29,7 +31,10 @@ class Generation(IdMixin, TimestampMixin, Base):
     is_test: Mapped[bool] = mapped_column(default=False)
     params: Mapped[dict] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(sa.String(16), default="PENDING")
-    hold_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("credit_holds.id"))
+    hold_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("credit_holds.id"), index=True)
+    # The request's Idempotency-Key, written with the hold: whoever ends the generation finishes or frees it.
+    idempotency_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("idempotency_keys.id", ondelete="SET NULL"))
     credits_held: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     credits_charged: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     results: Mapped[list] = mapped_column(default=list)  # [{file_id, content_type, size_bytes, original_url}]
@@ -41,6 +46,11 @@ class Generation(IdMixin, TimestampMixin, Base):
     upstream_ms: Mapped[int | None]
     deadline_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+
+    # Every ORM write of a generation is a compare-and-set on the status it last read (UPDATE … WHERE
+    # status = :read): when a sweep has failed it meanwhile, the worker's write raises StaleDataError
+    # instead of overwriting the failure, so a finishing worker and a sweep never both win.
+    __mapper_args__ = {"version_id_col": status, "version_id_generator": False}
 
     @property
     def caller(self) -> str:

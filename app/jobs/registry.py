@@ -24,7 +24,7 @@ class Job:
 JOBS: dict[str, Job] = {
     "generation.execute": Job("long", "app.generation.flow:execute_queued"),
     "gateways.probe": Job("short", "app.gateway.registry:probe_gateways"),
-    "holds.expire": Job("short", "app.billing.accounts:expire_due_holds"),
+    "holds.expire": Job("short", "app.generation.sweep:sweep"),
     "idempotency.purge": Job("short", "app.billing.idempotency:purge_expired"),
     "storage.sweep": Job("short", "app.storage.service:sweep_unconfirmed"),
 }

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from app.core.db import utcnow
 from app.extensions import db
-from app.generation.models import Generation
+from app.generation.models import FINAL_STATUSES, Generation
 from app.identity.models import Tenant
 from app.storage import backends
 from app.storage.backends import UnsafeKey
@@ -41,7 +41,6 @@ _EXTENSIONS = {
 ORIGINAL_URL_MAX = 2000  # StoredFile.original_url; it is kept for reference only
 # A PENDING row this old is swept even if its generation looks alive: no generation runs for a day.
 PENDING_BACKSTOP = timedelta(days=1)
-FINAL_GENERATION_STATUSES = ("COMPLETED", "FAILED")
 
 
 def extension_for(content_type: str) -> str:
@@ -121,7 +120,7 @@ def sweep_unconfirmed(now: datetime | None = None) -> int:
     gone), or the row is older than any generation runs. Each in its own transaction."""
     now = now or utcnow()
     over = sa.or_(StoredFile.generation_id.is_(None), Generation.id.is_(None),
-                  Generation.status.in_(FINAL_GENERATION_STATUSES), StoredFile.created_at < now - PENDING_BACKSTOP)
+                  Generation.status.in_(FINAL_STATUSES), StoredFile.created_at < now - PENDING_BACKSTOP)
     ids = db.session.scalars(
         sa.select(StoredFile.id).outerjoin(Generation, Generation.id == StoredFile.generation_id)
         .where(StoredFile.status == "PENDING", over)).all()
