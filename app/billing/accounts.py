@@ -1,18 +1,18 @@
-"""Money in and out: recharge, adjustment, seat purchase, holds for callers outside a request,
-the account summary and the transaction history. Each public function is one transaction."""
+"""Money in and out: recharge, adjustment, seat purchase, the account summary and the transaction
+history. Each public function is one transaction. (Expired holds are swept with their generations, in
+app/generation/sweep.py.)"""
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 import sqlalchemy as sa
 from flask import current_app
 
 from app.billing import idempotency, ledger
 from app.billing.models import ENTRY_TYPES, LedgerEntry, PlatformSetting
-from app.core.db import utcnow
 from app.core.errors import InvalidInput
 from app.core.paging import day_end, day_start, newest_first, one_page
 from app.core.transaction import atomic
@@ -130,18 +130,6 @@ def purchase_seats(tenant_id: uuid.UUID, count: int, actor: Actor) -> SeatPurcha
     audit.record(actor, "seats.purchase", target_type="tenant", target_id=tenant_id, tenant_id=tenant_id,
                  changes={"count": count, "price": price, "max_seats": max_seats})
     return SeatPurchase(ledger.account(tenant_id), max_seats, total, entry)
-
-
-def expire_due_holds(now: datetime | None = None) -> int:
-    """Release every hold past its expiry, each in its own transaction. Returns how many expired."""
-    now, expired = now or utcnow(), 0
-    while True:  # due_holds answers in batches; a backlog must not wait for the next sweep
-        batch = ledger.due_holds(now)
-        for hold_id in batch:
-            with atomic():
-                expired += ledger.expire(hold_id)
-        if not batch:
-            return expired
 
 
 # --- history ----------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`flask ledger`, `flask holds`, `flask credits` and `flask idempotency`: the credits ledger and its housekeeping."""
+"""`flask ledger`, `flask holds`, `flask credits` and `flask idempotency`: the credits ledger and its housekeeping.
+`flask holds expire` is the generation sweep: a hold expires together with its generation."""
 from __future__ import annotations
 
 import sys
@@ -7,8 +8,9 @@ import click
 
 from app.billing import accounts as billing
 from app.billing import idempotency, ledger
-from app.cli.common import CLI, fail
+from app.cli.common import CLI, Duration, fail
 from app.core.errors import DomainError
+from app.generation import sweep
 
 
 @click.group("ledger", help="The credits ledger.")
@@ -32,9 +34,14 @@ def holds_cli():
     pass
 
 
-@holds_cli.command("expire", help="Release holds past their expiry (requests that died).")
-def holds_expire():
-    click.echo(f"Expired {billing.expire_due_holds()} hold(s).")
+@holds_cli.command("expire", help="Fail generations past their deadline (test-mode too) and expire holds past "
+                                   "their expiry with their generations, freeing their Idempotency-Keys: what "
+                                   "requests that died left behind. Run it every minute.")
+@click.option("--older-than", type=Duration(), default=None,
+              help="After a crash: also whatever started longer ago than this (e.g. 10m), whatever its expiry.")
+def holds_expire(older_than):
+    swept = sweep.sweep(older_than=older_than)
+    click.echo(f"Expired {swept.holds} hold(s). Failed {swept.generations} stuck generation(s).")
 
 
 @click.group("credits", help="Recharge and adjust tenant credits.")

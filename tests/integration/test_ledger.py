@@ -17,6 +17,7 @@ from app.billing import accounts as billing
 from app.billing import ledger
 from app.core.transaction import atomic
 from app.extensions import db
+from app.generation import sweep
 from app.identity import tenants
 from app.models import CreditHold, LedgerEntry, Tenant
 from tests.conftest import TEST_ACTOR, require_postgres
@@ -114,7 +115,7 @@ def test_expiry_sweep_releases_only_holds_past_their_deadline(make):
     with atomic():
         stale = ledger.hold(acme.tenant.id, 40, ttl=timedelta(seconds=-1))
         fresh = ledger.hold(acme.tenant.id, 10)
-    assert billing.expire_due_holds() == 1
+    assert sweep.sweep().holds == 1
     assert db.session.get(CreditHold, stale.id, populate_existing=True).status == "EXPIRED"
     assert db.session.get(CreditHold, fresh.id, populate_existing=True).status == "HELD"
     assert account(acme).held == 10 and ledger.verify() == []
