@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("development", "production", "test")
 SECRET_NAMES = ("SECRET_KEY", "JWT_SECRET", "CONFIG_ENCRYPTION_KEY", "KEY_PEPPER")
@@ -127,11 +129,48 @@ def _engine_options(database_url: str) -> dict:
     return {"pool_pre_ping": True}
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL, host lower-cased and port filled in; None if it has none."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in DEFAULT_PORTS or not host or port == 0 or any(c.isspace() for c in host):
+        return None
+    return scheme, host, port or DEFAULT_PORTS[scheme]
+
+
+def strict_origin(text: str) -> tuple[str, str, int] | None:
+    """The origin of `text` when it is scheme://host[:port] and nothing more (a trailing / at most)."""
+    try:
+        path = urlsplit(text).path
+    except ValueError:
+        return None
+    if path not in ("", "/") or any(c in "?#@" or c.isspace() for c in text):
+        return None
+    return url_origin(text)
+
+
+def origin_text(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def _gateway_url(env: Mapping[str, str], name: str, default: str = "") -> str:
+    url = env.get(name, "").strip() or default
+    if url and url_origin(url) is None:
+        raise ConfigError(f"{name} must be an http(s):// URL with a host (and a valid port, if any), got {url!r}")
+    return url
+
+
 def _gateway_settings(env: Mapping[str, str], environment: str) -> dict:
     """waule-api: the default gateway, its timeouts, and the sandbox that test-mode keys use."""
-    url = env.get("WAULEAPI_URL", "").strip() or ("" if environment == "production" else "http://127.0.0.1:9000")
-    if url and not url.startswith(("http://", "https://")):
-        raise ConfigError("WAULEAPI_URL must be an http(s):// URL")
+    url = _gateway_url(env, "WAULEAPI_URL", "" if environment == "production" else "http://127.0.0.1:9000")
     secret = env.get("WAULEAPI_SECRET", "").strip() or env.get("INTERNAL_SECRET", "").strip()
     if url and not secret:
         if environment == "production":
@@ -140,9 +179,7 @@ def _gateway_settings(env: Mapping[str, str], environment: str) -> dict:
     prefix = env.get("WAULEAPI_PATH_PREFIX", "/v1").strip() or "/v1"
     if not prefix.startswith("/"):
         raise ConfigError("WAULEAPI_PATH_PREFIX must start with /, e.g. /v1 or /internal/v1")
-    sandbox_url = env.get("SANDBOX_URL", "").strip()
-    if sandbox_url and not sandbox_url.startswith(("http://", "https://")):
-        raise ConfigError("SANDBOX_URL must be an http(s):// URL")
+    sandbox_url = _gateway_url(env, "SANDBOX_URL")
     return {
         "WAULEAPI_URL": url,
         "WAULEAPI_SECRET": secret,
@@ -162,18 +199,37 @@ def _gateway_settings(env: Mapping[str, str], environment: str) -> dict:
     }
 
 
-def _host_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """Comma-separated host names or IP addresses (no scheme, path or port), lower-cased."""
-    hosts = []
+def _allowlist_entry(entry: str) -> list[str] | None:
+    """An origin as itself; a bare host as its http and https origins on the default ports."""
+    if "://" in entry:
+        origin = strict_origin(entry)
+        return [origin_text(*origin)] if origin else None
+    host = entry.lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    host = host.rstrip(".")
+    if not host or any(c in host for c in "/?#@[]") or any(c.isspace() for c in host):
+        return None
+    if ":" in host:  # an IPv6 address; a name with a port needs a scheme
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    return [origin_text(scheme, host, port) for scheme, port in DEFAULT_PORTS.items()]
+
+
+def _origin_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated origins (http://10.0.0.5:8080) or bare hosts, as scheme://host:port each."""
+    origins = []
     for entry in env.get(name, "").split(","):
-        host = entry.strip().lower().strip("[]").rstrip(".")
-        if not host:
+        if not entry.strip():
             continue
-        if "/" in host or " " in host or (":" in host and host.count(":") == 1):
-            raise ConfigError(f"{name} takes host names or IP addresses, e.g. cdn.example.com,10.0.0.5; "
-                              f"got {entry.strip()!r}")
-        hosts.append(host)
-    return tuple(hosts)
+        found = _allowlist_entry(entry.strip())
+        if found is None:
+            raise ConfigError(f"{name} takes origins or host names, e.g. http://10.0.0.5:8080,cdn.example.com "
+                              f"(a bare host means ports 80 and 443 only); got {entry.strip()!r}")
+        origins.extend(found)
+    return tuple(dict.fromkeys(origins))
 
 
 def _storage_settings(env: Mapping[str, str], instance_path: Path) -> dict:
@@ -181,7 +237,7 @@ def _storage_settings(env: Mapping[str, str], instance_path: Path) -> dict:
     storage_dir = env.get("STORAGE_DIR", "").strip() or str((instance_path / "storage").resolve())
     return {
         "STORAGE_DIR": storage_dir,
-        "FETCH_ALLOWLIST": _host_list(env, "FETCH_ALLOWLIST"),
+        "FETCH_ALLOWLIST": _origin_list(env, "FETCH_ALLOWLIST"),
         "FETCH_MAX_BYTES": _int(env, "FETCH_MAX_BYTES", 200 * 1024 * 1024, 1024, 16 * 1024 ** 3),
         "FETCH_TIMEOUT_SECONDS": _int(env, "FETCH_TIMEOUT_SECONDS", 120, 1, 3600),
     }

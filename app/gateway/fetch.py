@@ -1,9 +1,11 @@
 """Copying a result from the URL the gateway answered with, guarded against SSRF.
 
 The gateway (or the vendor behind it) picks the URL, so it is untrusted: only http(s) and data: URIs,
-no private, loopback, link-local or otherwise internal address unless the host is allowlisted (every
-configured gateway's host is, automatically; FETCH_ALLOWLIST adds more), redirects followed by hand
-and each hop checked again, a size cap, a timeout, and a content type that matches the kind.
+no private, loopback, link-local or otherwise internal address unless the URL's origin (scheme, host
+and port together) is allowlisted: every configured gateway's own origin is, automatically;
+FETCH_ALLOWLIST adds more. A host is never trusted as a whole, because another port on
+it is another service. Redirects are followed by hand and each hop checked again; a size cap, a
+timeout, and a content type that matches the kind.
 
 Addresses are checked twice: before the request, for a clear refusal before any connection, and again
 by the connection itself, which connects only to an address it has just vetted — a host that resolves
@@ -33,7 +35,8 @@ from urllib3.util.connection import create_connection
 
 from app.gateway import client as gateway
 from app.gateway.client import UpstreamFailed
-from app.gateway.sandbox import SANDBOX_HOST
+from app.gateway.sandbox import SANDBOX_BASE, SANDBOX_HOST
+from config import url_origin
 
 log = logging.getLogger(__name__)
 
@@ -68,24 +71,24 @@ class Fetched:
 
 # --- addresses --------------------------------------------------------------------------------------
 
+Origin = tuple[str, str, int]  # (scheme, host, port) as config.url_origin gives it: port filled in
+
 # The allowlist of the fetch in progress, for the connection-level check (None outside a fetch: refuse).
-_allowed_hosts: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("fetch_allowed_hosts",
-                                                                                        default=None)
+_allowed_origins: contextvars.ContextVar[frozenset[Origin] | None] = contextvars.ContextVar(
+    "fetch_allowed_origins", default=None)
 
 
 def _normalize_host(host: str) -> str:
     return host.strip().lower().strip("[]").rstrip(".")
 
 
-def allowed_hosts() -> frozenset[str]:
-    """Hosts whose addresses are not checked: configured gateways, the sandbox, FETCH_ALLOWLIST."""
+def allowed_origins() -> frozenset[Origin]:
+    """Origins whose addresses are not checked: each active gateway's, the default gateway's, the
+    sandbox's, and FETCH_ALLOWLIST (already origins: config spells them out)."""
     config = current_app.config
-    hosts = {SANDBOX_HOST, *config.get("FETCH_ALLOWLIST", ())}
-    for url in (config.get("WAULEAPI_URL"), config.get("SANDBOX_URL")):
-        if url:
-            hosts.add(urlsplit(url).hostname or "")
-    hosts.update(target.host for target in gateway.active_targets())
-    return frozenset(_normalize_host(host) for host in hosts if host)
+    urls = [SANDBOX_BASE, config.get("WAULEAPI_URL"), config.get("SANDBOX_URL"), *config.get("FETCH_ALLOWLIST", ())]
+    urls += [target.base_url for target in gateway.active_targets()]
+    return frozenset(origin for origin in map(url_origin, filter(None, urls)) if origin is not None)
 
 
 def is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -99,11 +102,11 @@ def is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
             or address.is_reserved or address.is_unspecified or not address.is_global)
 
 
-def vetted_addresses(host: str, port: int, allowed: frozenset[str]) -> list[str]:
-    """The addresses we may connect to for `host`: itself when allowlisted, else its resolved addresses,
-    all of which must be public (one private answer among public ones is refused too)."""
-    host = _normalize_host(host)
-    if host in allowed:
+def vetted_addresses(origin: Origin, allowed: frozenset[Origin]) -> list[str]:
+    """The addresses we may connect to for `origin`'s host: itself when the origin is allowlisted, else its
+    resolved addresses, all of which must be public (one private answer among public ones is refused too)."""
+    _scheme, host, port = origin
+    if origin in allowed:
         return [host]
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -125,9 +128,12 @@ def vetted_addresses(host: str, port: int, allowed: frozenset[str]) -> list[str]
 class _VettedConnectionMixin:
     """Connects only to an address vetted at connect time, so a second DNS answer cannot differ."""
 
+    origin_scheme = "http"
+
     def _new_conn(self) -> socket.socket:
-        allowed = _allowed_hosts.get()
-        addresses = vetted_addresses(self._dns_host, self.port, allowed if allowed is not None else frozenset())
+        allowed = _allowed_origins.get()
+        origin = (self.origin_scheme, _normalize_host(self._dns_host), self.port)
+        addresses = vetted_addresses(origin, allowed if allowed is not None else frozenset())
         last_error: OSError | None = None
         for address in addresses:
             try:
@@ -145,7 +151,7 @@ class _VettedHTTPConnection(_VettedConnectionMixin, HTTPConnection):
 
 
 class _VettedHTTPSConnection(_VettedConnectionMixin, HTTPSConnection):
-    pass
+    origin_scheme = "https"
 
 
 class _VettedHTTPPool(HTTPConnectionPool):
@@ -222,9 +228,9 @@ def fetch_result(url: str, *, kind: str, session: requests.Session | None = None
         raise ValueError(f"no results are fetched for kind {kind!r}")
     if url[:5].lower() == "data:":
         return _decode_data_uri(url, kind)
-    allowed = allowed_hosts()
+    allowed = allowed_origins()
     deadline = time.monotonic() + current_app.config["FETCH_TIMEOUT_SECONDS"]
-    token = _allowed_hosts.set(allowed)
+    token = _allowed_origins.set(allowed)
     try:
         for _hop in range(MAX_REDIRECTS + 1):
             host, port = _check_url(url, allowed)
@@ -235,22 +241,25 @@ def fetch_result(url: str, *, kind: str, session: requests.Session | None = None
             url = urljoin(url, response.headers["Location"])
         raise ResultRefused(f"Refused to download the result: more than {MAX_REDIRECTS} redirects.")
     finally:
-        _allowed_hosts.reset(token)
+        _allowed_origins.reset(token)
 
 
-def _check_url(url: str, allowed: frozenset[str]) -> tuple[str, int]:
+def _check_url(url: str, allowed: frozenset[Origin]) -> tuple[str, int]:
     try:
         split = urlsplit(url)
         port = split.port
     except ValueError:
-        raise ResultRefused("Refused to download the result: its URL is malformed.") from None
-    if split.scheme.lower() not in ("http", "https"):
+        port = 0
+    if port == 0:
+        raise ResultRefused("Refused to download the result: its URL is malformed.")
+    scheme = split.scheme.lower()
+    if scheme not in ("http", "https"):
         raise ResultRefused("Refused to download the result: only http(s) URLs are fetched.")
     host = _normalize_host(split.hostname or "")
     if not host:
         raise ResultRefused("Refused to download the result: its URL has no host.")
-    port = port or (443 if split.scheme.lower() == "https" else 80)
-    vetted_addresses(host, port, allowed)
+    port = port or (443 if scheme == "https" else 80)
+    vetted_addresses((scheme, host, port), allowed)
     return host, port
 
 

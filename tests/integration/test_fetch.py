@@ -141,16 +141,31 @@ class _Server(ThreadingHTTPServer):
         pass  # the client hanging up on /slow or /streamed-big is the point of those routes
 
 
-@pytest.fixture
-def result_host():
+@contextmanager
+def serving():
     server = _Server(("127.0.0.1", 0), ResultHost)
     server.seen = []
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     server.base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def result_host():
+    with serving() as server:
+        yield server
+
+
+@pytest.fixture
+def other_host():
+    """Another local service on the same host, another port: what an SSRF through an allowlisted host reaches."""
+    with serving() as server:
+        yield server
 
 
 @pytest.fixture
@@ -161,10 +176,18 @@ def guarded(app):
     return app
 
 
+ENV = {**generate_secrets(), "WAULE_ENV": "test", "DATABASE_URL": "sqlite://"}
+
+
+def allowlist(app, tmp_path, value: str) -> None:
+    """FETCH_ALLOWLIST as an operator writes it, parsed the way start-up parses it."""
+    app.config["FETCH_ALLOWLIST"] = load_config({**ENV, "FETCH_ALLOWLIST": value}, tmp_path)["FETCH_ALLOWLIST"]
+
+
 @pytest.fixture
-def trusted(guarded):
-    """127.0.0.1 allowlisted through FETCH_ALLOWLIST, as an operator would configure it."""
-    guarded.config["FETCH_ALLOWLIST"] = ("127.0.0.1",)
+def trusted(guarded, result_host, tmp_path):
+    """The result host's origin allowlisted through FETCH_ALLOWLIST, as an operator would configure it."""
+    allowlist(guarded, tmp_path, result_host.base)
     return guarded
 
 
@@ -231,6 +254,15 @@ def test_an_allowlisted_host_may_redirect_only_to_public_or_allowlisted_hosts(tr
     assert [hit["path"] for hit in result_host.seen] == ["/redirect"] * 4
 
 
+def test_a_redirect_to_another_port_of_an_allowed_host_is_refused(guarded, result_host, other_host):
+    registry.create_gateway(TEST_ACTOR, name="domestic", base_url=result_host.base, secret="gw-secret")
+    with connections() as seen:
+        error = refused(f"{result_host.base}/redirect?to={other_host.base}/image.png")
+    assert "private or internal" in error.message
+    assert seen == [("127.0.0.1", result_host.server_address[1])]
+    assert other_host.seen == []
+
+
 def test_a_redirect_to_another_scheme_is_refused(trusted, result_host):
     for target in ("file:///etc/passwd", "ftp://example.com/x", "data:image/png;base64,AAAA"):
         assert "only http(s)" in refused(f"{result_host.base}/redirect?to={target}").message
@@ -274,7 +306,7 @@ def test_an_unresolvable_host_is_refused(guarded):
 
 # --- the allowlist ------------------------------------------------------------------------------------
 
-def test_active_gateway_hosts_are_allowlisted_automatically(guarded, result_host):
+def test_an_active_gateways_origin_is_allowlisted_automatically(guarded, result_host):
     url = f"{result_host.base}/image.png"
     refused(url)
     gateway = registry.create_gateway(TEST_ACTOR, name="domestic", base_url=f"{result_host.base}/",
@@ -285,10 +317,44 @@ def test_active_gateway_hosts_are_allowlisted_automatically(guarded, result_host
     refused(url)
 
 
+def test_another_port_on_a_gateways_host_is_refused(guarded, result_host, other_host):
+    """The gateway's host is not trusted as a whole: any other service on it stays out of reach."""
+    registry.create_gateway(TEST_ACTOR, name="domestic", base_url=result_host.base, secret="gw-secret")
+    with connections() as seen:
+        error = refused(f"{other_host.base}/image.png")
+    assert "private or internal" in error.message
+    assert seen == [] and other_host.seen == []
+    refused(f"https://127.0.0.1:{result_host.server_address[1]}/image.png")  # nor its port under another scheme
+
+
 @pytest.mark.parametrize("setting", ["WAULEAPI_URL", "SANDBOX_URL"])
-def test_the_default_gateway_and_sandbox_hosts_are_allowlisted(guarded, result_host, setting):
-    guarded.config[setting] = "http://127.0.0.1:9000"
+def test_the_default_gateway_and_sandbox_origins_are_allowlisted(guarded, result_host, other_host, setting):
+    guarded.config[setting] = f"{result_host.base}/v1"
     assert fetch_result(f"{result_host.base}/image.png", kind="image").data == PNG
+    refused(f"{other_host.base}/image.png")
+    assert other_host.seen == []
+
+
+def test_an_allowlisted_origin_admits_its_own_port_and_scheme_only(guarded, result_host, other_host, tmp_path):
+    allowlist(guarded, tmp_path, f"http://127.0.0.1:{result_host.server_address[1]}")
+    assert fetch_result(f"{result_host.base}/image.png", kind="image").data == PNG
+    for url in (f"{other_host.base}/image.png", f"https://127.0.0.1:{result_host.server_address[1]}/image.png",
+                "http://127.0.0.1/image.png"):
+        with connections() as seen:
+            assert "private or internal" in refused(url).message
+        assert seen == [], url
+    assert other_host.seen == []
+
+
+def test_an_allowlisted_bare_host_admits_its_default_ports_only(guarded, result_host, tmp_path):
+    allowlist(guarded, tmp_path, "127.0.0.1")
+    with connections() as seen:
+        assert "private or internal" in refused(f"{result_host.base}/image.png").message
+    assert seen == [] and result_host.seen == []
+    for url, port in (("http://127.0.0.1/image.png", 80), ("https://127.0.0.1/image.png", 443)):
+        with connections() as seen:  # let through to connect (nothing listens on 80 or 443 here)
+            assert "connection failed" in refused(url).message
+        assert seen == [("127.0.0.1", port)]
 
 
 def test_the_in_process_sandbox_session_is_used_only_for_sandbox_hops(trusted, result_host):
@@ -351,10 +417,11 @@ def test_a_failed_answer_is_refused_with_its_status(trusted, result_host, status
     assert f"HTTP {status}" in refused(f"{result_host.base}/status/{status}").message
 
 
-def test_a_host_that_refuses_connections_is_reported_clearly(trusted):
+def test_a_host_that_refuses_connections_is_reported_clearly(guarded, tmp_path):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    allowlist(guarded, tmp_path, f"http://127.0.0.1:{port}")
     assert "connection failed" in refused(f"http://127.0.0.1:{port}/image.png").message
 
 
@@ -390,13 +457,41 @@ def test_data_uris_get_the_same_checks(guarded):
 # --- configuration -------------------------------------------------------------------------------------
 
 def test_fetch_settings_are_parsed_strictly(tmp_path):
-    env = {**generate_secrets(), "WAULE_ENV": "test", "DATABASE_URL": "sqlite://"}
-    config = load_config({**env, "FETCH_ALLOWLIST": " CDN.example.com, [::1] ,10.0.0.5,"}, tmp_path)
-    assert config["FETCH_ALLOWLIST"] == ("cdn.example.com", "::1", "10.0.0.5")
+    config = load_config({**ENV, "FETCH_ALLOWLIST": " CDN.example.com, [::1] ,http://10.0.0.5:8080,"
+                                                    "HTTPS://Files.Example.com/, http://[fd00::1]"}, tmp_path)
+    assert config["FETCH_ALLOWLIST"] == (
+        "http://cdn.example.com:80", "https://cdn.example.com:443", "http://[::1]:80", "https://[::1]:443",
+        "http://10.0.0.5:8080", "https://files.example.com:443", "http://[fd00::1]:80")
+    assert load_config(ENV, tmp_path)["FETCH_ALLOWLIST"] == ()
     assert config["FETCH_MAX_BYTES"] == 200 * 1024 * 1024
     assert config["FETCH_TIMEOUT_SECONDS"] == 120
     assert config["STORAGE_DIR"] == str((tmp_path / "storage").resolve())
-    for bad in ({"FETCH_ALLOWLIST": "https://cdn.example.com"}, {"FETCH_ALLOWLIST": "cdn.example.com:8080"},
-                {"FETCH_MAX_BYTES": "lots"}, {"FETCH_TIMEOUT_SECONDS": "0"}):
+    for bad in ({"FETCH_MAX_BYTES": "lots"}, {"FETCH_TIMEOUT_SECONDS": "0"}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
-            load_config({**env, **bad}, tmp_path)
+            load_config({**ENV, **bad}, tmp_path)
+
+
+@pytest.mark.parametrize("entry", [
+    "cdn.example.com:8080",            # a port needs a scheme: http://cdn.example.com:8080
+    "ftp://cdn.example.com",
+    "https://cdn.example.com/files",   # an origin has no path
+    "https://user:pw@cdn.example.com",
+    "https://cdn.example.com?x=1",
+    "https://cdn.example.com#top",
+    "https://",
+    "http://cdn.example.com:99999",
+    "http://cdn.example.com:port",
+    "cdn example.com",
+    "//cdn.example.com",
+])
+def test_a_malformed_allowlist_entry_stops_start_up(tmp_path, entry):
+    with pytest.raises(ConfigError, match="FETCH_ALLOWLIST") as caught:
+        load_config({**ENV, "FETCH_ALLOWLIST": f"cdn.example.org,{entry}"}, tmp_path)
+    assert repr(entry) in str(caught.value)
+
+
+@pytest.mark.parametrize("setting", ["WAULEAPI_URL", "SANDBOX_URL"])
+@pytest.mark.parametrize("url", ["http://", "http://:9000", "http://127.0.0.1:port", "http://127.0.0.1:99999"])
+def test_a_gateway_url_without_a_usable_origin_stops_start_up(tmp_path, setting, url):
+    with pytest.raises(ConfigError, match=setting):
+        load_config({**ENV, setting: url}, tmp_path)

@@ -149,7 +149,31 @@ def test_a_loopback_result_host_that_is_no_gateway_is_refused(client, acme, firs
     assert_nothing_charged(acme, "upstream_bad_result")
 
 
-def test_a_gateway_added_in_the_dashboard_has_its_host_allowlisted(client, acme, second):
+def a_result_served_by(sandbox: LiveSandbox) -> str:
+    """A real PNG on another local service: the sandbox process generates one when asked directly."""
+    answer = requests.post(f"{sandbox.url}/v1/images/generations", headers={"Authorization": f"Bearer {SECRET}"},
+                           json={"model": IMAGE, "prompt": "an internal image"}, timeout=10)
+    answer.raise_for_status()
+    return answer.json()["data"][0]["url"]
+
+
+def downloads(sandbox: LiveSandbox) -> int:
+    return len(re.findall(r'"GET /files/', sandbox.log()))
+
+
+def test_a_result_on_the_gateways_host_but_another_port_is_refused(client, acme, first, second):
+    """The default gateway is on 127.0.0.1; another service on 127.0.0.1 (here `second`) stays out of reach."""
+    internal = a_result_served_by(second)
+    assert internal.startswith(f"http://127.0.0.1:{second.port}/files/") and second.port != first.port
+    before = downloads(second)
+    response = image(client, acme, f"a fox [sandbox:result_url={internal}]")
+    assert_error(response, 502, "upstream_bad_result")
+    generation = assert_nothing_charged(acme, "upstream_bad_result")
+    assert db.session.scalars(sa.select(StoredFile).where(StoredFile.generation_id == generation.id)).all() == []
+    assert downloads(second) == before  # not even asked for it
+
+
+def test_a_gateway_added_in_the_dashboard_has_its_origin_allowlisted(client, acme, second):
     add_gateway("localhost", f"http://localhost:{second.port}", priority=1)
     response = image(client, acme, "a fox via localhost")
     assert response.status_code == 200, response.get_json()
