@@ -9,12 +9,13 @@ from app.admin.forms import Form, checkbox, text, typed_back, whole_number
 from app.admin.rendering import FIXABLE, respond, wants_fragment
 from app.gateway import registry as gateways
 
-GATEWAY_FIELDS = ("name", "base_url", "secret", "path_prefix", "priority", "weight")
+GATEWAY_FIELDS = ("name", "base_url", "files_origin", "secret", "path_prefix", "priority", "weight")
 
 
 def _gateway_values(values) -> dict:
     return {"name": text(values, "name"), "base_url": text(values, "base_url"),
-            "secret": values.get("secret", ""), "path_prefix": text(values, "path_prefix"),
+            "files_origin": text(values, "files_origin"), "secret": values.get("secret", ""),
+            "path_prefix": text(values, "path_prefix"),
             "priority": whole_number(values, "priority", "Priority"),
             "weight": whole_number(values, "weight", "Weight"), "is_active": checkbox(values, "is_active")}
 
@@ -51,8 +52,9 @@ def gateway_editor(row, form: Form, status: int = 200, **extra):
 
 
 def _edit_form(row) -> Form:
-    return Form({"name": row.name, "base_url": row.base_url, "path_prefix": row.path_prefix,
-                 "priority": str(row.priority), "weight": str(row.weight), "is_active": "on" if row.is_active else ""})
+    return Form({"name": row.name, "base_url": row.base_url, "files_origin": row.files_origin or "",
+                 "path_prefix": row.path_prefix, "priority": str(row.priority), "weight": str(row.weight),
+                 "is_active": "on" if row.is_active else ""})
 
 
 @bp.get("/gateways/<gateway_id>")

@@ -61,10 +61,7 @@ class Target:
     priority: int = 100
     weight: int = 1
     in_process: bool = False  # answered by the in-process sandbox (test mode, or the test suite's gateway)
-
-    @property
-    def host(self) -> str:
-        return (urlsplit(self.base_url).hostname or "").lower()
+    files_origin: str | None = None  # where its result files are, when not at base_url's origin
 
 
 @dataclass
@@ -123,7 +120,8 @@ def sandbox_target() -> Target:
 
 def row_target(row: Gateway) -> Target:
     return Target(row.name, row.base_url.rstrip("/"), decrypt(row.secret_encrypted, context=SECRET_CONTEXT),
-                  row.path_prefix or "/v1", row.id, row.priority, row.weight, _in_process(row.base_url))
+                  row.path_prefix or "/v1", row.id, row.priority, row.weight, _in_process(row.base_url),
+                  row.files_origin)
 
 
 # The active gateways, read at most once per GATEWAY_CACHE_SECONDS per process: every generation

@@ -2,8 +2,8 @@
 
 The gateway (or the vendor behind it) picks the URL, so it is untrusted: only http(s) and data: URIs,
 no private, loopback, link-local or otherwise internal address unless the URL's origin (scheme, host
-and port together) is allowlisted: every configured gateway's own origin is, automatically;
-FETCH_ALLOWLIST adds more. A host is never trusted as a whole, because another port on
+and port together) is allowlisted: every configured gateway's own origin and its files origin are,
+automatically; FETCH_ALLOWLIST adds more. A host is never trusted as a whole, because another port on
 it is another service. Redirects are followed by hand and each hop checked again; a size cap, a
 timeout, and a content type that matches the kind.
 
@@ -83,11 +83,12 @@ def _normalize_host(host: str) -> str:
 
 
 def allowed_origins() -> frozenset[Origin]:
-    """Origins whose addresses are not checked: each active gateway's, the default gateway's, the
-    sandbox's, and FETCH_ALLOWLIST (already origins: config spells them out)."""
+    """Origins whose addresses are not checked: each active gateway's own and its files origin, the
+    default gateway's, the sandbox's, and FETCH_ALLOWLIST (already origins: config spells them out)."""
     config = current_app.config
     urls = [SANDBOX_BASE, config.get("WAULEAPI_URL"), config.get("SANDBOX_URL"), *config.get("FETCH_ALLOWLIST", ())]
-    urls += [target.base_url for target in gateway.active_targets()]
+    for target in gateway.active_targets():
+        urls += [target.base_url, target.files_origin]
     return frozenset(origin for origin in map(url_origin, filter(None, urls)) if origin is not None)
 
 

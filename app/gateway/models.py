@@ -16,6 +16,8 @@ class Gateway(IdMixin, TimestampMixin, Base):
 
     name: Mapped[str] = mapped_column(sa.String(80), unique=True)
     base_url: Mapped[str] = mapped_column(sa.String(255))
+    # scheme://host[:port] its result files come from when not base_url's origin; the fetch allowlists it.
+    files_origin: Mapped[str | None] = mapped_column(sa.String(255))
     secret_encrypted: Mapped[bytes] = mapped_column(sa.LargeBinary)
     path_prefix: Mapped[str] = mapped_column(sa.String(40), default="/v1")
     priority: Mapped[int] = mapped_column(default=100)

@@ -22,6 +22,7 @@ from app.gateway import client as gateway
 from app.gateway.models import Gateway
 from app.identity import audit
 from app.identity.audit import Actor
+from config import strict_origin
 
 NAME_MAX = 80
 URL_MAX = 255
@@ -30,7 +31,7 @@ SECRET_MAX = 500
 PRIORITY_RANGE = (0, 10_000)
 WEIGHT_RANGE = (1, 1_000)
 # What the audit trail and the dashboard may show of a gateway: everything but the secret.
-PUBLIC_FIELDS = ("name", "base_url", "path_prefix", "priority", "weight", "is_active")
+PUBLIC_FIELDS = ("name", "base_url", "files_origin", "path_prefix", "priority", "weight", "is_active")
 
 
 def _name(value) -> str:
@@ -56,6 +57,19 @@ def _base_url(value) -> str:
     if len(url) > URL_MAX:
         raise InvalidInput(f"Base URL must be at most {URL_MAX} characters.", param="base_url")
     return url.rstrip("/")
+
+
+def _files_origin(value) -> str | None:
+    """An origin only, scheme://host[:port]: result downloads are allowlisted by origin, never by path."""
+    origin = value.strip() if isinstance(value, str) else ""
+    if not origin:
+        return None
+    if strict_origin(origin) is None:
+        raise InvalidInput("Files origin must be an origin only, scheme://host[:port] such as "
+                           "https://files.example.com (no path, credentials or query).", param="files_origin")
+    if len(origin) > URL_MAX:
+        raise InvalidInput(f"Files origin must be at most {URL_MAX} characters.", param="files_origin")
+    return origin.rstrip("/").lower()  # nothing but scheme, host and port: no case to keep
 
 
 def _path_prefix(value) -> str:
@@ -89,6 +103,7 @@ def _checked(values: dict) -> dict:
     checks = {
         "name": _name,
         "base_url": _base_url,
+        "files_origin": _files_origin,
         "path_prefix": _path_prefix,
         "priority": lambda v: _bounded(v, "priority", "Priority", PRIORITY_RANGE),
         "weight": lambda v: _bounded(v, "weight", "Weight", WEIGHT_RANGE),
@@ -116,10 +131,10 @@ def list_gateways() -> list[Gateway]:
     return list(db.session.scalars(sa.select(Gateway).order_by(Gateway.priority, Gateway.name)))
 
 
-def create_gateway(actor: Actor, *, name: str, base_url: str, secret: str, path_prefix: str = "/v1",
-                   priority: int = 100, weight: int = 1, is_active: bool = True) -> Gateway:
-    values = _checked({"name": name, "base_url": base_url, "path_prefix": path_prefix, "priority": priority,
-                       "weight": weight, "is_active": is_active})
+def create_gateway(actor: Actor, *, name: str, base_url: str, secret: str, files_origin: str | None = None,
+                   path_prefix: str = "/v1", priority: int = 100, weight: int = 1, is_active: bool = True) -> Gateway:
+    values = _checked({"name": name, "base_url": base_url, "files_origin": files_origin, "path_prefix": path_prefix,
+                       "priority": priority, "weight": weight, "is_active": is_active})
     secret = _secret(secret)
     if _name_taken(values["name"]):
         raise Conflict(f"A gateway named {values['name']!r} already exists.", param="name",
@@ -135,7 +150,8 @@ def create_gateway(actor: Actor, *, name: str, base_url: str, secret: str, path_
 
 
 def update_gateway(gateway_id, actor: Actor, changes: dict) -> Gateway:
-    """Change what is given. A `secret` that is None or empty keeps the current one."""
+    """Change what is given. A `secret` that is None or empty keeps the current one; a `files_origin` that is
+    None or empty removes it."""
     row = get_gateway(gateway_id)
     changes = dict(changes)
     new_secret = changes.pop("secret", None)

@@ -9,10 +9,15 @@ from app.gateway import registry as gateways
 from app.schemas import Body, Out
 
 
+FILES_ORIGIN = ("scheme://host[:port] its result files come from, when not base_url's origin. Results on a private "
+                "address are downloaded only from these origins (and FETCH_ALLOWLIST's), never another port")
+
+
 class GatewayOut(Out):
     id: str
     name: str
     base_url: str
+    files_origin: str | None
     path_prefix: str
     priority: int
     weight: int
@@ -34,6 +39,7 @@ class GatewayCreateIn(Body):
     name: str = Field(min_length=1, max_length=gateways.NAME_MAX)
     base_url: str = Field(description="http:// or https:// address of the waule-api instance")
     secret: str = Field(min_length=1, max_length=gateways.SECRET_MAX, description="Stored encrypted; never returned")
+    files_origin: str | None = Field(default=None, description=FILES_ORIGIN)
     path_prefix: str = "/v1"
     priority: int = Field(default=100, description="Lower is tried first")
     weight: int = Field(default=1, description="Share of calls among gateways of equal priority")
@@ -41,10 +47,11 @@ class GatewayCreateIn(Body):
 
 
 class GatewayUpdateIn(Body):
-    """Only what is sent changes; a secret replaces the stored one."""
+    """Only what is sent changes; a secret replaces the stored one; a null or empty files_origin removes it."""
 
     name: str = Field(default=None, min_length=1, max_length=gateways.NAME_MAX)
     base_url: str = None
+    files_origin: str | None = Field(default=None, description=FILES_ORIGIN + "; null or empty removes it")
     secret: str = Field(default=None, min_length=1, max_length=gateways.SECRET_MAX)
     path_prefix: str = None
     priority: int = None

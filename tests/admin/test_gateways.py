@@ -73,6 +73,7 @@ def test_add_a_gateway_and_its_secret_is_stored_encrypted_and_never_shown(dashbo
     ("priority", "high", "Priority must be a whole number."),
     ("weight", "0", "Weight must be a whole number from 1 to 1000."),
     ("path_prefix", "v1", "Path prefix must start with /"),
+    ("files_origin", "https://files.example.com/results", "Files origin must be an origin only"),
 ])
 def test_a_bad_field_comes_back_beside_that_field_and_the_secret_is_not_echoed(dashboard, field, value, message):
     response = dashboard.post("/admin/gateways", gateway_form(**{field: value, "secret": OTHER_SECRET}
@@ -143,6 +144,28 @@ def test_edit_keeps_the_secret_when_left_empty_and_replaces_it_when_typed(dashbo
     bad = dashboard.post(f"/admin/gateways/{row.id}", gateway_form(base_url="gopher://x", secret=OTHER_SECRET))
     assert bad.status_code == 400 and 'id="gateway-edit-base_url-error"' in text_of(bad)
     assert_no_secret(text_of(bad))
+
+
+def test_a_files_origin_is_added_shown_edited_and_cleared(dashboard):
+    row = add_gateway(dashboard, files_origin="https://Files.Example.com:8443/")
+    assert row.files_origin == "https://files.example.com:8443"
+    listing = text_of(dashboard.get("/admin/gateways"))
+    assert re.search(r"data-files-origin[^>]*>files: https://files.example.com:8443<", listing)
+    edit = text_of(dashboard.get(f"/admin/gateways/{row.id}"))
+    assert 'name="files_origin" value="https://files.example.com:8443"' in edit
+
+    bad = dashboard.post(f"/admin/gateways/{row.id}", gateway_form(files_origin="https://u:p@files.example.com"))
+    assert bad.status_code == 400 and 'id="gateway-edit-files_origin-error">Files origin must be' in text_of(bad)
+    db.session.refresh(row)
+    assert row.files_origin == "https://files.example.com:8443"
+
+    assert dashboard.post(f"/admin/gateways/{row.id}", gateway_form(files_origin="")).status_code == 200
+    db.session.refresh(row)
+    assert row.files_origin is None
+    assert "data-files-origin" not in text_of(dashboard.get("/admin/gateways"))
+    changes = [e.changes for e in audit_entries(action="gateway.update")]
+    assert changes[-1]["files_origin"] == ["https://files.example.com:8443", None]
+    assert audit_entries(action="gateway.create")[0].changes["files_origin"] == "https://files.example.com:8443"
 
 
 def test_deactivate_and_activate(dashboard):

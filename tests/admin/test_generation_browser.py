@@ -27,9 +27,17 @@ def test_add_a_gateway_and_test_its_connection(page, root):
     form = page.locator("#gateway-create-form")
     form.get_by_label("Base URL").fill("http://sandbox.local")
     form.get_by_label("Secret").fill("test-gateway-secret")
+    form.get_by_label("Files origin").fill("https://files.example.com/results")
+    form.get_by_role("button", name="Add gateway").click()
+    expect(page.locator("#gateway-files_origin-error")).to_contain_text("Files origin must be an origin only")
+
+    form = page.locator("#gateway-create-form")
+    form.get_by_label("Secret").fill("test-gateway-secret")
+    form.get_by_label("Files origin").fill("https://files.example.com:8443")
     form.get_by_role("button", name="Add gateway").click()
     expect(page.locator("#gateways .form-notice")).to_contain_text("Added gateway sandbox.")
     row = page.locator("tr[data-gateway='sandbox']")
+    expect(row.locator("[data-files-origin]")).to_have_text("files: https://files.example.com:8443")
     row.get_by_role("button", name="Test connection").click()
     expect(row.locator("[data-test]")).to_have_text(re.compile("Reachable: /health answered “ok”"))
 

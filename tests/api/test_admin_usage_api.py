@@ -86,6 +86,40 @@ def test_gateways_are_created_listed_changed_and_tested_without_their_secret(cli
     assert "another-secret" not in changed.get_data(as_text=True)
 
 
+def test_a_gateways_files_origin_is_set_changed_and_removed(client, admin_headers):
+    created = client.post("/admin/api/gateways", headers=admin_headers,
+                          json={"name": "cn", "base_url": "http://sandbox.local", "secret": SECRET,
+                                "files_origin": "HTTP://Files.Internal:8080/"})
+    assert created.status_code == 201
+    gateway = created.get_json()
+    assert gateway["files_origin"] == "http://files.internal:8080"
+    path = f"/admin/api/gateways/{gateway['id']}"
+    assert client.patch(path, headers=admin_headers, json={"weight": 2}).get_json()["files_origin"] == (
+        "http://files.internal:8080")  # not sent, not changed
+    changed = client.patch(path, headers=admin_headers, json={"files_origin": "https://cdn.internal"})
+    assert changed.get_json()["files_origin"] == "https://cdn.internal"
+    error = assert_error(client.patch(path, headers=admin_headers, json={"files_origin": "https://cdn.internal/files"}),
+                         400)
+    assert error["param"] == "files_origin"
+    assert client.patch(path, headers=admin_headers, json={"files_origin": None}).get_json()["files_origin"] is None
+    listed = client.get("/admin/api/gateways", headers=admin_headers).get_json()["data"]
+    assert listed[0]["files_origin"] is None
+    assert client.post("/admin/api/gateways", headers=admin_headers,
+                       json={"name": "plain", "base_url": "http://x.local", "secret": SECRET}).get_json()[
+        "files_origin"] is None
+
+
+@pytest.mark.parametrize("files_origin", ["https://files.example.com/results", "ftp://files.example.com",
+                                          "https://user:pw@files.example.com", "https://files.example.com?x=1",
+                                          "files.example.com", "https://files.example.com:0", "https://",
+                                          "https://files.example.com#top", "https://[::1"])
+def test_a_files_origin_must_be_an_origin_only(client, admin_headers, files_origin):
+    body = {"name": "x", "base_url": "http://sandbox.local", "secret": SECRET, "files_origin": files_origin}
+    error = assert_error(client.post("/admin/api/gateways", headers=admin_headers, json=body), 400)
+    assert error["param"] == "files_origin" and "scheme://host[:port]" in error["message"]
+    assert client.get("/admin/api/gateways", headers=admin_headers).get_json()["data"] == []
+
+
 @pytest.mark.parametrize("body,param", [
     ({"name": "x", "base_url": "file:///etc/passwd", "secret": SECRET}, "base_url"),
     ({"name": "x", "base_url": "http://sandbox.local"}, "secret"),

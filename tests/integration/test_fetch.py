@@ -327,6 +327,16 @@ def test_another_port_on_a_gateways_host_is_refused(guarded, result_host, other_
     refused(f"https://127.0.0.1:{result_host.server_address[1]}/image.png")  # nor its port under another scheme
 
 
+def test_a_gateways_files_origin_is_allowlisted_too(guarded, result_host, other_host):
+    gateway = registry.create_gateway(TEST_ACTOR, name="domestic", base_url=result_host.base, secret="gw-secret",
+                                      files_origin=f"{other_host.base}/")
+    assert fetch_result(f"{other_host.base}/image.png", kind="image").data == PNG
+    assert fetch_result(f"{result_host.base}/image.png", kind="image").data == PNG
+
+    registry.update_gateway(gateway.id, TEST_ACTOR, {"files_origin": None})
+    refused(f"{other_host.base}/image.png")
+
+
 @pytest.mark.parametrize("setting", ["WAULEAPI_URL", "SANDBOX_URL"])
 def test_the_default_gateway_and_sandbox_origins_are_allowlisted(guarded, result_host, other_host, setting):
     guarded.config[setting] = f"{result_host.base}/v1"

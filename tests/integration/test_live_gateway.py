@@ -173,6 +173,18 @@ def test_a_result_on_the_gateways_host_but_another_port_is_refused(client, acme,
     assert downloads(second) == before  # not even asked for it
 
 
+def test_a_gateway_whose_results_come_from_a_files_origin_is_copied_from_there(client, acme, first, second):
+    registry.create_gateway(TEST_ACTOR, name="first", base_url=first.url, secret=SECRET, priority=1,
+                            files_origin=second.url)
+    elsewhere = a_result_served_by(second)
+    response = image(client, acme, f"a fox [sandbox:result_url={elsewhere}]")
+    assert response.status_code == 200, response.get_json()
+    assert ledger.account(acme.tenant.id).balance == 980
+    generation = db.session.get(Generation, uuid.UUID(response.get_json()["generation_id"]))
+    ours = storage.read(storage.files_of([generation.id])[generation.id][0])
+    assert ours == requests.get(elsewhere, timeout=5).content and ours.startswith(b"\x89PNG")
+
+
 def test_a_gateway_added_in_the_dashboard_has_its_origin_allowlisted(client, acme, second):
     add_gateway("localhost", f"http://localhost:{second.port}", priority=1)
     response = image(client, acme, "a fox via localhost")
