@@ -23,6 +23,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def rfc3339(value: datetime) -> str:
+    """The one form every timestamp we answer takes: UTC with a `Z`, fractional seconds only when there
+    are any (`2025-01-01T00:00:00Z`, as pydantic writes it), never `+00:00`."""
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 class UTCDateTime(TypeDecorator):
     """Timezone-aware UTC datetimes on every backend (SQLite would otherwise hand back naive ones)."""
 

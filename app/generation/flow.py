@@ -29,7 +29,7 @@ from app.billing.models import IdempotencyKey
 from app.catalog import pricing
 from app.catalog import service as catalog
 from app.catalog.models import AiModel, PriceRule
-from app.core.db import utcnow
+from app.core.db import rfc3339, utcnow
 from app.core.errors import Conflict, DomainError, InvalidInput
 from app.core.lookup import get_for_tenant
 from app.core.transaction import atomic
@@ -88,7 +88,7 @@ def _mark(generation: Generation, status: str) -> None:
     if generation.status in FINAL_STATUSES:  # read afresh after a commit: a sweep ended it meanwhile
         raise StaleDataError(f"generation {generation.id} is already {generation.status}")
     generation.status = status
-    generation.timeline = [*generation.timeline, {"status": status, "at": utcnow().isoformat()}]
+    generation.timeline = [*generation.timeline, {"status": status, "at": rfc3339(utcnow())}]
 
 
 def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None,

@@ -3,9 +3,18 @@ the In models and answer through the Out models, and the OpenAPI document is bui
 classes, so the document cannot drift from what is sent."""
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+
+from app.core.db import rfc3339
+
+
+# Every ISO timestamp in an answer (RFC 3339, UTC, `Z`): a row read back in another session time zone
+# still answers in UTC. Fields OpenAI's shapes define as Unix seconds (`created`) are ints instead.
+Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when_used="json"),
+                      WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization")]
 
 
 class Body(BaseModel):

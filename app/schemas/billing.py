@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.schemas import Body, Out, Query, dump
+from app.schemas import Body, Out, Query, Timestamp, dump
 
 
 class AccountOut(Out):
@@ -24,7 +24,7 @@ class EntryOut(Out):
     reference: str | None
     hold_id: str | None
     actor: dict
-    created_at: str
+    created_at: Timestamp
 
 
 class TransactionsQuery(Query):
@@ -57,7 +57,7 @@ def entry_out(entry) -> dict:
                            "balance_after": entry.balance_after, "description": entry.description,
                            "reference": entry.reference, "hold_id": str(entry.hold_id) if entry.hold_id else None,
                            "actor": {"type": entry.actor_type, "name": entry.actor_name},
-                           "created_at": entry.created_at.isoformat()})
+                           "created_at": entry.created_at})
 
 
 def account_out(account) -> dict:

@@ -1,12 +1,11 @@
 """Gateways as platform admins manage them: everything but the secret, which goes in and never out."""
 from __future__ import annotations
 
-from datetime import datetime
 
 from pydantic import Field
 
 from app.gateway import registry as gateways
-from app.schemas import Body, Out
+from app.schemas import Body, Out, Timestamp
 
 
 FILES_ORIGIN = ("scheme://host[:port] its result files come from, when not base_url's origin. Results on a private "
@@ -25,9 +24,9 @@ class GatewayOut(Out):
     success_count: int
     error_count: int
     last_error: str | None
-    last_error_at: datetime | None
-    last_success_at: datetime | None
-    created_at: datetime
+    last_error_at: Timestamp | None
+    last_success_at: Timestamp | None
+    created_at: Timestamp
 
 
 class GatewayListOut(Out):

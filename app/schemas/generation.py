@@ -3,12 +3,12 @@ and usage as tenants and platform admins see it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas import Body, Out, Query
+from app.schemas import Body, Out, Query, Timestamp
 
 
 class ImageIn(Body):
@@ -74,6 +74,11 @@ class ErrorOut(Out):
     message: str | None
 
 
+class TimelineStepOut(Out):
+    status: str
+    at: Timestamp
+
+
 class GenerationOut(Out):
     id: str
     object: Literal["generation"] = "generation"
@@ -86,9 +91,9 @@ class GenerationOut(Out):
     results: list[ResultOut]
     output: dict | None
     error: ErrorOut | None
-    timeline: list[dict]
-    created_at: str
-    completed_at: str | None
+    timeline: list[TimelineStepOut]
+    created_at: Timestamp
+    completed_at: Timestamp | None
 
 
 def generation_out(generation, files, file_url: Callable[[object], str]) -> dict:
@@ -104,8 +109,7 @@ def generation_out(generation, files, file_url: Callable[[object], str]) -> dict
         id=str(generation.id), kind=generation.kind, model=generation.model, status=generation.status,
         is_test=generation.is_test, credits_held=generation.credits_held, credits_charged=generation.credits_charged,
         results=results, output=generation.output, error=error, timeline=generation.timeline,
-        created_at=generation.created_at.isoformat(),
-        completed_at=generation.completed_at.isoformat() if generation.completed_at else None,
+        created_at=generation.created_at, completed_at=generation.completed_at,
     ).model_dump(mode="json")
 
 
@@ -148,7 +152,7 @@ class UsageRecordsQuery(Query):
 
 class UsageRecordOut(Out):
     id: str
-    created_at: datetime
+    created_at: Timestamp
     model: str
     kind: str
     operation: str

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 
 from app.identity.tenants import MAX_SEATS_LIMIT
-from app.schemas import Body, ListOf, Out, Query
+from app.schemas import Body, ListOf, Out, Query, Timestamp
 
 
 class TenantSummaryOut(Out):
@@ -32,8 +32,8 @@ class TenantOut(TenantSummaryOut):
     oss_mode: str
     storage_used_bytes: int
     storage_quota_bytes: int | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class UserOut(Out):
@@ -42,8 +42,8 @@ class UserOut(Out):
     nickname: str | None
     role: str
     is_active: bool
-    last_login_at: datetime | None
-    created_at: datetime
+    last_login_at: Timestamp | None
+    created_at: Timestamp
 
 
 class DeviceOut(Out):
@@ -51,8 +51,8 @@ class DeviceOut(Out):
     user_id: uuid.UUID
     fingerprint: str
     device_info: dict | None
-    created_at: datetime
-    last_seen_at: datetime
+    created_at: Timestamp
+    last_seen_at: Timestamp
 
 
 class ApiKeyOut(Out):
@@ -62,11 +62,11 @@ class ApiKeyOut(Out):
     prefix: str
     scopes: list[str]
     status: str
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    last_used_at: Timestamp | None
     request_count: int
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ApiKeyCreatedOut(ApiKeyOut):
