@@ -117,7 +117,7 @@ def _register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         if wants_json_errors():
             return domain_error_response(error)
-        return error.message, error.status
+        return error.message, error.status, {"Content-Type": "text/plain; charset=utf-8"}
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):

@@ -7,7 +7,7 @@ from app.api import bp
 from app.api.auth import AUTH, current_principal
 from app.api.openapi import endpoint
 from app.catalog import service as catalog
-from app.schemas.catalog import EstimateIn, EstimateOut, ModelListOut, model_dict
+from app.schemas.catalog import EstimateIn, EstimateOut, ModelListOut, ModelOut, model_dict
 
 
 @bp.get("/models")
@@ -15,6 +15,14 @@ from app.schemas.catalog import EstimateIn, EstimateOut, ModelListOut, model_dic
 def list_models():
     rows = catalog.models_for_tenant(current_principal().tenant)
     return jsonify(ModelListOut(data=[model_dict(m, r) for m, r in rows]).model_dump(mode="json"))
+
+
+@bp.get("/models/<model_id>")
+@endpoint("One model this tenant may use (OpenAI's model object)", response=ModelOut, auth=AUTH, errors=(404,),
+          tags=("models",))
+def retrieve_model(model_id: str):
+    return jsonify(ModelOut(**model_dict(*catalog.visible_model(current_principal().tenant, model_id)))
+                   .model_dump(mode="json"))
 
 
 @bp.post("/billing/estimate")

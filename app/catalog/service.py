@@ -47,6 +47,16 @@ def models_for_tenant(tenant: Tenant) -> list[tuple[AiModel, PriceRule]]:
     return [tuple(row) for row in db.session.execute(_enabled(tenant).order_by(AiModel.sort_order, AiModel.model_id))]
 
 
+def visible_model(tenant: Tenant, model_id: str) -> tuple[AiModel, PriceRule]:
+    """One of the models `models_for_tenant` lists. Any other id, unknown or not enabled, is the same
+    404, as it is absent from the list."""
+    row = db.session.execute(_enabled(tenant).where(AiModel.model_id == model_id)).first()
+    if row is None:
+        raise NotFound(f"The model {model_id!r} does not exist or is not enabled for this tenant.",
+                       code="model_not_found", param="model")
+    return row[0], row[1]
+
+
 # Built once: every generation runs it.
 _PRICED_MODEL = (sa.select(AiModel, PriceRule).join(PriceRule, PriceRule.model_id == AiModel.id)
                  .where(AiModel.model_id == sa.bindparam("model_id")))

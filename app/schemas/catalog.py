@@ -11,6 +11,7 @@ from app.schemas import Body, Out
 class ModelOut(Out):
     id: str
     object: Literal["model"] = "model"
+    created: int = Field(description="When the model joined the catalog, in Unix seconds")
     owned_by: str
     kind: str
     display_name: str
@@ -37,7 +38,8 @@ class EstimateOut(Out):
 
 
 def model_dict(model, rule) -> dict:
-    return {"id": model.model_id, "owned_by": model.provider, "kind": model.kind,
+    return {"id": model.model_id, "created": int(model.created_at.timestamp()), "owned_by": model.provider,
+            "kind": model.kind,
             "display_name": model.display_name, "capabilities": model.capabilities,
             "pricing": {"billing_type": rule.billing_type, **rule.prices}}
 
@@ -45,6 +47,7 @@ def model_dict(model, rule) -> dict:
 class AdminModelOut(Out):
     uuid: str
     id: str
+    created: int = Field(description="When the model joined the catalog, in Unix seconds")
     kind: str
     display_name: str
     owned_by: str

@@ -14,7 +14,7 @@ import pytest
 from flask_jwt_extended import create_access_token
 
 from app.identity import api_keys
-from tests.conftest import PASSWORD, TEST_ACTOR, assert_error, make_app
+from tests.conftest import PASSWORD, TEST_ACTOR, assert_error, key_headers, make_app
 
 JSON_PREFIXES = ("/api/v1", "/admin/api")
 BODY_METHODS = ("POST", "PATCH", "PUT")
@@ -57,12 +57,62 @@ def test_unmatched_api_urls_answer_json_404(client, path):
         assert error["type"] == "not_found_error"
 
 
-@pytest.mark.parametrize("path", ["/nope", "/admin/nope", "/admin/apiary", "/apis"])
-def test_non_api_pages_do_not_answer_the_json_envelope(client, path):
+@pytest.mark.parametrize("path", ["/admin/nope", "/admin/apiary", "/admin/tenants/x/nope/deeper"])
+def test_the_dashboards_missing_pages_stay_html(client, path):
     response = client.get(path)
     assert response.status_code == 404
     assert not response.is_json
     assert "text/html" in response.content_type
+
+
+@pytest.mark.parametrize("path", ["/nope", "/apis", "/v1/models", "/v1/chat/completions", "/files"])
+def test_unmatched_urls_outside_the_dashboard_answer_json_404_pointing_at_the_api(client, path):
+    for method in ("GET", "POST"):
+        error = _assert_envelope(client.open(path, method=method), 404, "not_found")
+        assert "/api/v1" in error["message"]
+    if path.startswith("/v1/"):
+        assert f"/api{path}" in error["message"]  # a base URL without /api: say where the API is
+
+
+def test_openai_sdk_pointed_at_the_bare_host_hears_json_not_html(live_server, make):
+    import openai
+    created = make.funded_tenant()
+    wrong = openai.OpenAI(base_url=f"{live_server}/v1", api_key=created.api_key_plaintext, max_retries=0)
+    with pytest.raises(openai.NotFoundError) as raised:
+        wrong.models.list()
+    assert raised.value.code == "not_found" and "/api/v1/models" in raised.value.message
+
+
+def test_a_bad_file_signature_stays_a_plain_answer(client):
+    response = client.get("/files/tenants/x/api/2025/01/g-0.png?expires=1&sig=nope")
+    assert response.status_code == 403
+    assert not response.is_json and response.mimetype == "text/plain"
+
+
+@pytest.mark.parametrize("path,what", [
+    ("/api/v1/embeddings", "embeddings"), ("/api/v1/audio/transcriptions", "transcriptions"),
+    ("/api/v1/audio/translations", "translations"), ("/api/v1/moderations", "moderations"),
+    ("/api/v1/responses", "Responses API"), ("/api/v1/responses/resp_1/input_items", "Responses API"),
+    ("/api/v1/completions", "completions"), ("/api/v1/images/edits", "image edits"),
+    ("/api/v1/fine_tuning/jobs", "fine-tuning"), ("/v1/embeddings", "embeddings"),
+])
+def test_openai_endpoints_we_do_not_offer_say_so(client, make, path, what):
+    created = make.tenant()
+    for headers in ({}, key_headers(created)):
+        error = _assert_envelope(client.post(path, json={"model": "x", "input": "hi"}, headers=headers), 404,
+                                 "endpoint_not_offered")
+        assert error["type"] == "not_found_error"
+        assert what in error["message"] and "No such endpoint" not in error["message"]
+        assert "chat/completions" in error["message"]  # and what it does offer
+
+
+def test_the_sdk_hears_that_embeddings_are_not_offered(live_server, make):
+    import openai
+    created = make.funded_tenant()
+    sdk = openai.OpenAI(base_url=f"{live_server}/api/v1", api_key=created.api_key_plaintext, max_retries=0)
+    with pytest.raises(openai.NotFoundError) as raised:
+        sdk.embeddings.create(model="text-embedding-3-small", input="a fox")
+    assert raised.value.code == "endpoint_not_offered" and "embeddings" in raised.value.message
 
 
 def test_wrong_method_on_every_api_route_is_405_with_allow_header(app, client):
@@ -264,12 +314,12 @@ def boom_app(migrated, test_env, tmp_path):
     def boom():
         raise RuntimeError("kaboom: db password is hunter2")
 
-    for path in ("/api/v1/__boom", "/admin/api/__boom", "/__boom"):
+    for path in ("/api/v1/__boom", "/admin/api/__boom", "/__boom", "/admin/__boom"):
         app.add_url_rule(path, f"boom{path.replace('/', '_')}", boom)
     return app
 
 
-@pytest.mark.parametrize("path", ["/api/v1/__boom", "/admin/api/__boom"])
+@pytest.mark.parametrize("path", ["/api/v1/__boom", "/admin/api/__boom", "/__boom"])
 def test_unexpected_exception_is_500_with_request_id_and_details_only_in_the_log(boom_app, caplog, path):
     caplog.set_level(logging.ERROR)
     response = boom_app.test_client().get(path)
@@ -298,9 +348,9 @@ def test_500_keeps_a_well_formed_incoming_request_id(boom_app):
         assert response.headers["X-Request-Id"] == request_id
 
 
-def test_unexpected_exception_on_a_page_is_a_plain_500(boom_app, caplog):
+def test_unexpected_exception_on_a_dashboard_page_is_a_plain_500(boom_app, caplog):
     caplog.set_level(logging.ERROR)
-    response = boom_app.test_client().get("/__boom")
+    response = boom_app.test_client().get("/admin/__boom")
     assert response.status_code == 500
     assert not response.is_json
     assert "kaboom" not in response.get_data(as_text=True)

@@ -175,3 +175,19 @@ def test_gateway_failures_map_to_sdk_exceptions_and_charge_nothing(oai, acme, ma
     with pytest.raises(error):
         oai.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": f"hi {marker}"}])
     assert credits(acme) == (1000, 0)
+
+
+# --- models: what the SDK's models.list and models.retrieve give ------------------------------------
+
+def test_every_model_has_its_creation_time_as_unix_seconds(oai):
+    models = list(oai.models.list())
+    assert models and all(isinstance(model.created, int) and model.created > 0 for model in models)
+
+
+def test_models_retrieve_answers_one_model_and_404_for_an_unknown_one(oai):
+    model = oai.models.retrieve(IMAGE)
+    assert model.id == IMAGE and model.object == "model" and model.owned_by == "Doubao"
+    assert isinstance(model.created, int) and model.model_extra["kind"] == "image"
+    with pytest.raises(openai.NotFoundError) as raised:
+        oai.models.retrieve("no-such-model")
+    assert raised.value.code == "model_not_found"
