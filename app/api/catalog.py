@@ -7,6 +7,7 @@ from app.api import bp
 from app.api.auth import AUTH, current_principal
 from app.api.openapi import endpoint
 from app.catalog import service as catalog
+from app.generation import flow
 from app.schemas.catalog import EstimateIn, EstimateOut, ModelListOut, ModelOut, model_dict
 
 
@@ -29,6 +30,6 @@ def retrieve_model(model_id: str):
 @endpoint("What a generation would hold, with the breakdown", body=EstimateIn, response=EstimateOut, auth=AUTH,
           errors=(403, 404), tags=("billing",))
 def estimate(body: EstimateIn):
-    model, quote = catalog.estimate_for_tenant(current_principal().tenant, body.model, body.model_dump())
+    model, quote = flow.estimate(current_principal().tenant, body.model_dump())
     return jsonify(EstimateOut(model=model.model_id, credits=quote.credits, breakdown=quote.breakdown)
                    .model_dump(mode="json"))

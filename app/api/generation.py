@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 
 from flask import Response, jsonify, request
 
@@ -13,8 +12,9 @@ from app.api.openapi import endpoint
 from app.core.errors import Forbidden
 from app.generation import flow, queries, usage
 from app.generation.models import Generation
-from app.schemas.generation import (ChatIn, GenerationListOut, GenerationOut, GenerationsQuery, ImageIn, SpeechIn,
-                                    UsageOut, UsageQuery, generation_out)
+from app.schemas.generation import (ChatIn, GenerationListOut, GenerationOut, GenerationsQuery,
+                                    ImageDataOut, ImageIn, ImagesOut, ImageUsageOut, SpeechIn, UsageOut, UsageQuery,
+                                    generation_out)
 from app.storage import service as storage
 from app.storage import signing
 from app.storage.models import StoredFile
@@ -41,26 +41,13 @@ def _files(generation: Generation) -> list[StoredFile]:
     return storage.files_of([generation.id])[generation.id]
 
 
-def _gateway_size(body: ImageIn) -> str | None:
-    """The gateway wants an aspect ratio; OpenAI clients send '1024x1024'."""
-    if body.aspect_ratio:
-        return body.aspect_ratio
-    if body.size and "x" in body.size:
-        try:
-            width, height = (int(part) for part in body.size.lower().split("x"))
-        except ValueError:
-            return body.size
-        divisor = math.gcd(width, height) or 1
-        return f"{width // divisor}:{height // divisor}"
-    return body.size
-
-
 @bp.post("/images/generations")
 @endpoint("Generate images (OpenAI's shape; 'async': true answers 202 with the generation)", body=ImageIn,
           auth=AUTH, errors=(402, 403, 404, 409, 422, 502, 504), tags=("generation",))
 def create_images(body: ImageIn):
-    params = {"model": body.model, "prompt": body.prompt, "size": _gateway_size(body), "image_size": body.image_size,
-              "reference_images": body.reference_images, "max_images": body.max_images or body.n, "n": body.n}
+    params = {"model": body.model, "prompt": body.prompt, "size": body.size, "aspect_ratio": body.aspect_ratio,
+              "image_size": body.image_size, "reference_images": body.reference_images,
+              "max_images": body.max_images or body.n, "n": body.n}
     params = {k: v for k, v in params.items() if v is not None}
     if body.run_async:
         generation = flow.run_in_background(_caller(), "image", params, idempotency_key=_idempotency_key())
@@ -69,14 +56,13 @@ def create_images(body: ImageIn):
     prompts = {r.get("file_id"): r.get("revised_prompt") for r in generation.results}
     data = []
     for stored in _files(generation):
-        item = {"revised_prompt": prompts.get(str(stored.id))}
-        if body.response_format == "b64_json":
-            item["b64_json"] = base64.b64encode(storage.read(stored)).decode()
-        else:
-            item["url"] = _file_url(stored)
-        data.append(item)
-    return jsonify({"created": int(generation.created_at.timestamp()), "data": data,
-                    "generation_id": str(generation.id)})
+        image = ({"b64_json": base64.b64encode(storage.read(stored)).decode()} if body.response_format == "b64_json"
+                 else {"url": _file_url(stored)})
+        data.append(ImageDataOut(revised_prompt=prompts.get(str(stored.id)), **image))
+    return jsonify(ImagesOut(created=int(generation.created_at.timestamp()), data=data,
+                             generation_id=str(generation.id),
+                             usage=ImageUsageOut(images=len(data), credits=generation.credits_charged))
+                   .model_dump(mode="json", exclude_none=True))
 
 
 @bp.post("/audio/speech")
@@ -97,7 +83,8 @@ def _completion(generation: Generation) -> dict:
             "created": int(generation.created_at.timestamp()), "model": generation.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": output.get("content", "")},
                          "finish_reason": output.get("finish_reason", "stop")}],
-            "usage": {k: v for k, v in (output.get("usage") or {}).items() if k != "source"}}
+            "usage": {**{k: v for k, v in (output.get("usage") or {}).items() if k != "source"},
+                      "credits": generation.credits_charged}}
 
 
 def _sse(payload) -> str:

@@ -117,8 +117,3 @@ def update_model(model_uuid, actor: Actor, *, is_active: bool | None = None, dis
         audit.record(actor, "model.update", target_type="ai_model", target_id=model.id,
                      changes={"model_id": model.model_id, **changes})
     return model, rule
-
-
-def estimate_for_tenant(tenant: Tenant, model_id: str, params: dict) -> tuple[AiModel, pricing.Quote]:
-    model, rule = model_for_tenant(tenant, model_id)
-    return model, pricing.estimate(rule.billing_type, rule.prices, params)

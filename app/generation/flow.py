@@ -100,16 +100,23 @@ def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | Non
     if model.kind != kind:
         raise InvalidInput(f"{model.model_id} is a {model.kind} model, not {kind}.", param="model",
                            code="model_kind_mismatch")
+    request, params = params, kinds.prepare(model, params)
     quote = pricing.estimate(rule.billing_type, rule.prices, params)
     key = idempotency.check_key(idempotency_key)
     if key is not None:
         with atomic():
-            claimed = idempotency.claim(caller.tenant.id, f"generation.{kind}", key, params)
+            claimed = idempotency.claim(caller.tenant.id, f"generation.{kind}", key, request)
             if isinstance(claimed, idempotency.Remembered):
                 return Replay(get_for_tenant(Generation, caller.tenant.id, claimed.result["generation_id"],
                                              what="generation"))
             return _start(caller, kind, params, model, rule, quote, claimed.id, generating)
     return _start(caller, kind, params, model, rule, quote, None, generating)
+
+
+def estimate(tenant: Tenant, params: dict) -> tuple[AiModel, pricing.Quote]:
+    """What start() would hold for this request (priced as the gateway would be asked), holding nothing."""
+    model, rule = catalog.model_for_tenant(tenant, params.get("model"))
+    return model, pricing.estimate(rule.billing_type, rule.prices, kinds.prepare(model, params))
 
 
 def _start(caller: Caller, kind: str, params: dict, model, rule, quote, idempotency_key_id,

@@ -15,12 +15,14 @@ class ImageIn(Body):
     model: str = Field(min_length=1, max_length=120)
     prompt: str = Field(min_length=1, max_length=10_000)
     n: int = Field(default=1, ge=1, le=15)
-    size: str | None = Field(default=None, max_length=20, description="'1024x1024' or an aspect ratio like '16:9'")
+    size: str | None = Field(default=None, max_length=20, description=(
+        "OpenAI's: 256x256, 512x512, 1024x1024, 1536x1024, 1024x1536, 1792x1024, 1024x1792 or auto, sent to the "
+        "gateway as an aspect ratio and the model's nearest resolution not below it; or an aspect ratio like '16:9'"))
     response_format: Literal["url", "b64_json"] = "url"
     reference_images: list[str] | None = Field(default=None, max_length=16)
     image_size: str | None = Field(default=None, max_length=8, description="'1K', '2K' or '4K'")
     max_images: int | None = Field(default=None, ge=1, le=15)
-    aspect_ratio: str | None = Field(default=None, max_length=10)
+    aspect_ratio: str | None = Field(default=None, max_length=10, description="Wins over what size implies")
     quality: str | None = Field(default=None, max_length=20)
     style: str | None = Field(default=None, max_length=20)
     user: str | None = Field(default=None, max_length=120)
@@ -178,3 +180,53 @@ class OperationSummaryOut(Out):
 class TenantUsageOut(Out):
     records: list[UsageRecordOut] = Field(description="Newest first, test-mode calls included and marked")
     summary: list[OperationSummaryOut] = Field(description="Live calls per operation, from the daily rollups")
+
+
+class ImageDataOut(Out):
+    url: str | None = Field(default=None, description="A signed link to the stored image; it expires")
+    b64_json: str | None = Field(default=None, description="The image itself, with response_format b64_json")
+    revised_prompt: str | None = None
+
+
+class ImageUsageOut(Out):
+    images: int
+    credits: int = Field(description="What the request was charged (0 for test-mode keys)")
+
+
+class ImagesOut(Out):
+    """OpenAI's ImagesResponse, with our generation id and what was charged."""
+
+    created: int = Field(description="Unix seconds")
+    data: list[ImageDataOut]
+    generation_id: str
+    usage: ImageUsageOut
+
+
+class ChatMessageOut(Out):
+    role: Literal["assistant"]
+    content: str
+
+
+class ChatChoiceOut(Out):
+    index: int
+    message: ChatMessageOut
+    finish_reason: str
+
+
+class ChatUsageOut(Out):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    credits: int = Field(description="What the request was charged (0 for test-mode keys)")
+
+
+class ChatCompletionOut(Out):
+    """OpenAI's ChatCompletion; `usage` also says what was charged. With stream: true the same answer
+    comes as chat.completion.chunk server-sent events, the usage chunk last when include_usage is set."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(description="Unix seconds")
+    model: str
+    choices: list[ChatChoiceOut]
+    usage: ChatUsageOut

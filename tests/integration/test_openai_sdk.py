@@ -191,3 +191,26 @@ def test_models_retrieve_answers_one_model_and_404_for_an_unknown_one(oai):
     with pytest.raises(openai.NotFoundError) as raised:
         oai.models.retrieve("no-such-model")
     assert raised.value.code == "model_not_found"
+
+
+# --- sizes and what an answer cost -------------------------------------------------------------------
+
+def test_an_openai_size_is_drawn_in_its_shape_and_the_answer_says_what_it_cost(oai, acme):
+    result = oai.images.generate(model=IMAGE, prompt="a wide fox", size="1792x1024")
+    picture = requests.get(result.data[0].url, timeout=10).content
+    width, height = int.from_bytes(picture[16:20], "big"), int.from_bytes(picture[20:24], "big")
+    assert (width, height) == (768, 432)  # 16:9 at the sandbox's 2K
+    assert result.usage.model_extra == {"images": 1, "credits": 20}
+    assert credits(acme) == (980, 0)
+
+
+def test_a_size_the_api_cannot_map_is_a_bad_request(oai, acme):
+    with pytest.raises(openai.BadRequestError) as raised:
+        oai.images.generate(model=IMAGE, prompt="a fox", size="4K")
+    assert raised.value.code == "invalid_size" and "1792x1024" in raised.value.message
+    assert credits(acme) == (1000, 0)
+
+
+def test_chat_usage_carries_the_credits_charged(oai, acme):
+    completion = oai.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "hi"}])
+    assert completion.usage.model_extra["credits"] == 1000 - credits(acme)[0] > 0

@@ -18,6 +18,13 @@ def kind_of(name: str) -> ModuleType:
         raise InvalidInput(f"{name} models cannot be generated yet.", code="kind_not_supported") from None
 
 
+def prepare(model, params: dict) -> dict:
+    """The request as the price rule and the gateway will both see it: a kind may map OpenAI's fields
+    to the gateway's (images: `size`). Kinds without a module here (video, …) are priced as sent."""
+    kind = KINDS.get(model.kind)
+    return kind.prepare(model, params) if hasattr(kind, "prepare") else params
+
+
 def payload(kind: ModuleType, params: dict) -> dict:
     """What goes to the gateway: the kind's forwarded params; everything else in the body is ours."""
     return {name: value for name, value in params.items() if name in kind.FORWARDED and value is not None}
