@@ -70,7 +70,7 @@ def create_images(body: ImageIn):
           errors=(402, 403, 404, 409, 422, 502, 504), tags=("generation",))
 def create_speech(body: SpeechIn):
     params = {k: v for k, v in {"model": body.model, "input": body.input, "voice": body.voice,
-                                "speed": body.speed}.items() if v is not None}
+                                "speed": body.speed, "response_format": body.response_format}.items() if v is not None}
     generation = flow.run(_caller(), "audio", params, idempotency_key=_idempotency_key())
     stored = _files(generation)[0]
     return Response(storage.read(stored), mimetype=stored.content_type,

@@ -27,7 +27,7 @@ def _video(model_id, name, provider, billing, prices, *, resolutions, durations,
 def _speech(model_id, name, provider, per_1000):
     return {"model_id": model_id, "kind": "audio", "display_name": name, "provider": provider,
             "capabilities": {"max_characters": 10000, "speed": [0.5, 2.0],
-                             "formats": ["mp3", "wav"]},
+                             "formats": ["mp3", "opus", "aac", "flac", "wav", "pcm"]},
             "billing_type": "PER_CHARACTER", "prices": {"credits": per_1000, "per_characters": 1000,
                                                         "minimum_credits": 1}}
 

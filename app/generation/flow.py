@@ -164,7 +164,8 @@ def execute(started: Started) -> Generation:
                               payload=kinds.payload(kind, generation.params))
         generation.upstream_ms = int((time.monotonic() - began) * 1000)
         generation.gateway_id = answer.target.gateway_id
-        measured = kind.collect(generation, answer, lambda items: _store(generation, items, answer.target))
+        measured = kind.collect(generation, answer,
+                                lambda items, convert=None: _store(generation, items, answer.target, convert))
         charge = pricing.actual(started.billing_type, started.prices, generation.params, measured)
         credits = 0 if generation.is_test else charge.credits
         # Finished before the ledger's statements flush it, so the generation is written in one UPDATE.
@@ -290,19 +291,23 @@ def _system_actor(generation: Generation) -> Actor:
 
 # --- results ----------------------------------------------------------------------------------------
 
-def _store(generation: Generation, items: list[dict], target: gateway.Target) -> list[dict]:
-    """Copy each result into the tenant's storage; returns what the generation records of them."""
+def _store(generation: Generation, items: list[dict], target: gateway.Target, convert=None) -> list[dict]:
+    """Copy each result into the tenant's storage; returns what the generation records of them.
+    `convert(data, content_type) -> (data, content_type)` turns a result into what is kept (speech in
+    the asked format)."""
     _mark(generation, "UPLOADING")
     # Results of the in-process sandbox are fetched through it; no other gateway's are.
     session = sandbox_link.fetch_session() if target.in_process else None
     stored = []
     for index, item in enumerate(items):
         fetched = fetch_result(item["url"], kind=generation.kind, session=session)
+        data, content_type = convert(fetched.data, fetched.content_type) if convert else (fetched.data,
+                                                                                         fetched.content_type)
         # Recorded (and committed) before it is written: a crash from here on leaves a row to sweep.
         row = storage.record_pending(tenant_id=generation.tenant_id, generation_id=generation.id,
-                                     caller=generation.caller, index=index, content_type=fetched.content_type,
+                                     caller=generation.caller, index=index, content_type=content_type,
                                      original_url=item["url"])
-        storage.write(row, fetched.data)
+        storage.write(row, data)
         stored.append({"file_id": str(row.id), "content_type": row.content_type, "size_bytes": row.size_bytes,
                        "original_url": item["url"][:2000], "revised_prompt": item.get("revised_prompt"),
                        **({"duration": item["duration"]} if item.get("duration") is not None else {})})

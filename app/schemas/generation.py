@@ -34,7 +34,9 @@ class SpeechIn(Body):
     input: str = Field(min_length=1, max_length=10_000)
     voice: str | None = Field(default=None, max_length=80)
     speed: float | None = Field(default=None, ge=0.25, le=4.0)
-    response_format: Literal["mp3", "wav", "opus", "aac", "flac", "pcm"] | None = None
+    response_format: Literal["mp3", "wav", "opus", "aac", "flac", "pcm"] | None = Field(default=None, description=(
+        "Re-encoded from what the gateway delivers (24 kHz; opus in Ogg; pcm raw 16-bit little-endian mono); "
+        "left out, the gateway's own format"))
     instructions: str | None = Field(default=None, max_length=4000)
 
 

@@ -214,3 +214,14 @@ def test_a_size_the_api_cannot_map_is_a_bad_request(oai, acme):
 def test_chat_usage_carries_the_credits_charged(oai, acme):
     completion = oai.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "hi"}])
     assert completion.usage.model_extra["credits"] == 1000 - credits(acme)[0] > 0
+
+
+@pytest.mark.parametrize("response_format,magic", [("mp3", (b"ID3", b"\xff\xf3", b"\xff\xfb")), ("flac", (b"fLaC",)),
+                                                   ("opus", (b"OggS",))])
+def test_speech_in_the_asked_format(oai, acme, response_format, magic):
+    speech = oai.audio.speech.create(model=SPEECH, voice="alloy", input="Hello from the fox",
+                                     response_format=response_format)
+    assert speech.content.startswith(magic), speech.content[:12]
+    assert speech.response.headers["Content-Type"] == {"mp3": "audio/mpeg", "flac": "audio/flac",
+                                                       "opus": "audio/ogg"}[response_format]
+    assert credits(acme) == (980, 0)
