@@ -12,12 +12,17 @@ from app.api.openapi import endpoint
 from app.core.errors import Forbidden
 from app.generation import flow, queries, usage
 from app.generation.models import Generation
-from app.schemas.generation import (ChatIn, GenerationListOut, GenerationOut, GenerationsQuery,
+from app.generation.transcode import FORMATS
+from app.schemas.generation import (ChatCompletionOut, ChatIn, GenerationListOut, GenerationOut, GenerationsQuery,
                                     ImageDataOut, ImageIn, ImagesOut, ImageUsageOut, SpeechIn, UsageOut, UsageQuery,
                                     generation_out)
 from app.storage import service as storage
 from app.storage import signing
 from app.storage.models import StoredFile
+
+
+# What speech answers: each response_format's type, or without one the gateway's own (usually WAV).
+SPEECH_TYPES = tuple(dict.fromkeys(f.content_type for f in FORMATS.values()))
 
 
 def _caller() -> flow.Caller:
@@ -43,7 +48,8 @@ def _files(generation: Generation) -> list[StoredFile]:
 
 @bp.post("/images/generations")
 @endpoint("Generate images (OpenAI's shape; 'async': true answers 202 with the generation)", body=ImageIn,
-          auth=AUTH, errors=(402, 403, 404, 409, 422, 502, 504), tags=("generation",))
+          response=ImagesOut, also={202: GenerationOut}, auth=AUTH, errors=(402, 403, 404, 409, 422, 502, 504),
+          tags=("generation",))
 def create_images(body: ImageIn):
     params = {"model": body.model, "prompt": body.prompt, "size": body.size, "aspect_ratio": body.aspect_ratio,
               "image_size": body.image_size, "reference_images": body.reference_images,
@@ -66,7 +72,8 @@ def create_images(body: ImageIn):
 
 
 @bp.post("/audio/speech")
-@endpoint("Text to speech (OpenAI's shape): answers the audio bytes", body=SpeechIn, auth=AUTH,
+@endpoint("Text to speech (OpenAI's shape): answers the audio bytes, in response_format when sent, and the "
+          "generation's id in X-Generation-Id", body=SpeechIn, media=SPEECH_TYPES, auth=AUTH,
           errors=(402, 403, 404, 409, 422, 502, 504), tags=("generation",))
 def create_speech(body: SpeechIn):
     params = {k: v for k, v in {"model": body.model, "input": body.input, "voice": body.voice,
@@ -110,7 +117,8 @@ def _chunks(completion: dict, include_usage: bool):
 
 @bp.post("/chat/completions")
 @endpoint("Chat completions (OpenAI's shape); stream: true answers server-sent chunks", body=ChatIn, auth=AUTH,
-          errors=(402, 403, 404, 409, 422, 502, 504), tags=("generation",))
+          response=ChatCompletionOut, media=("text/event-stream",), errors=(402, 403, 404, 409, 422, 502, 504),
+          tags=("generation",))
 def create_chat(body: ChatIn):
     params = body.model_dump(exclude_none=True, exclude={"stream", "stream_options", "n", "user"})
     params["messages"] = [m.model_dump(exclude_none=True) for m in body.messages]

@@ -27,6 +27,8 @@ class Spec:
     auth: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = field(default_factory=tuple)
+    media: tuple[str, ...] = ()  # other media types the success answer may take (bytes, server-sent events)
+    also: dict[int, type[BaseModel]] = field(default_factory=dict)  # other success statuses and their bodies
 
 
 def _describe(error: ValidationError) -> InvalidInput:
@@ -61,9 +63,12 @@ def parse_query(model: type[BaseModel]):
 
 
 def endpoint(summary: str, *, body=None, query=None, response=None, status: int = 200,
-             auth: tuple[str, ...] = (), errors: tuple[int, ...] = (), tags: tuple[str, ...] = ()):
-    """Declare a view's schemas. The parsed body and query reach the view as `body=` and `query=`."""
-    spec = Spec(summary, body, query, response, status, auth, errors, tags)
+             auth: tuple[str, ...] = (), errors: tuple[int, ...] = (), tags: tuple[str, ...] = (),
+             media: tuple[str, ...] = (), also: dict[int, type[BaseModel]] | None = None):
+    """Declare a view's schemas. The parsed body and query reach the view as `body=` and `query=`.
+    `response` is the JSON body of `status`; `media` names other types that answer may come as (audio
+    bytes, server-sent events); `also` gives other success statuses with their bodies."""
+    spec = Spec(summary, body, query, response, status, auth, errors, tags, media, also or {})
 
     def decorate(view):
         @functools.wraps(view)
@@ -90,13 +95,28 @@ _ERROR_SCHEMA = {
         "required": ["message", "type", "code"]}},
     "required": ["error"],
 }
-_STATUS_TEXT = {400: "Invalid request", 401: "Not authenticated", 402: "Insufficient credits",
+_STATUS_TEXT = {202: "Accepted: it runs in the background; poll the generation", 400: "Invalid request", 401: "Not authenticated", 402: "Insufficient credits",
                 403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Unprocessable", 429: "Too many requests",
                 502: "Upstream failure", 503: "Service unavailable", 504: "Upstream timeout"}
 _SECURITY = {
     "api_key": [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}],
     "member": [{"MemberJWT": []}],
+    "admin": [{"AdminToken": []}],
 }
+_SCHEMES = {
+    "ApiKeyBearer": {"type": "http", "scheme": "bearer", "description": "A tenant API key, wk_live_… or wk_test_…"},
+    "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "MemberJWT": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                  "description": "An access token from POST /api/v1/auth/login"},
+    "AdminToken": {"type": "http", "scheme": "bearer",
+                   "description": "A platform admin's personal access token (flask admins token USERNAME)"},
+}
+
+
+def _media_schema(media_type: str) -> dict:
+    if media_type == "text/event-stream":
+        return {"type": "string", "description": "Server-sent events: `data: {json}` lines, `data: [DONE]` last"}
+    return {"type": "string", "format": "binary", "contentMediaType": media_type}
 
 
 def _allows_null(schema: dict) -> bool:
@@ -127,7 +147,10 @@ def _path(rule: str) -> tuple[str, list[dict]]:
     return re.sub(r"<(?:(\w+):)?(\w+)>", replace, rule), params
 
 
-def build_openapi(app: Flask, prefix: str, *, title: str, version: str) -> dict:
+def build_openapi(app: Flask, prefix: str, *, title: str, version: str, description: str,
+                  auth: tuple[str, ...] = ()) -> dict:
+    """The document of every @endpoint under `prefix`. `auth`: the credentials of operations that
+    declare none and are not @public (the admin API's guard covers all of its routes)."""
     components: dict = {}
 
     def ref(model, mode):
@@ -156,29 +179,30 @@ def build_openapi(app: Flask, prefix: str, *, title: str, version: str) -> dict:
             if spec.body is not None:
                 operation["requestBody"] = {"required": True, "content": {
                     "application/json": {"schema": ref(spec.body, "validation")}}}
-            ok = {"description": "OK"}
-            if spec.response is not None:
-                ok["content"] = {"application/json": {"schema": ref(spec.response, "serialization")}}
+            ok = {"description": "No content" if spec.status == 204 else "OK"}
+            content = {"application/json": {"schema": ref(spec.response, "serialization")}} if spec.response else {}
+            content |= {media: {"schema": _media_schema(media)} for media in spec.media}
+            if content:
+                ok["content"] = content
             operation["responses"][str(spec.status)] = ok
-            for status in sorted({400, *spec.errors, *((401,) if spec.auth else ())}):
+            for status, model in spec.also.items():
+                operation["responses"][str(status)] = {"description": _STATUS_TEXT.get(status, "OK"), "content": {
+                    "application/json": {"schema": ref(model, "serialization")}}}
+            kinds = spec.auth or (() if getattr(app.view_functions[rule.endpoint], "public", False) else auth)
+            for status in sorted({400, *spec.errors, *((401,) if kinds else ())}):
                 operation["responses"][str(status)] = {
                     "description": _STATUS_TEXT.get(status, "Error"),
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-            if spec.auth:
-                operation["security"] = [s for kind in spec.auth for s in _SECURITY[kind]]
-            else:
-                operation["security"] = []
+            operation["security"] = [s for kind in kinds for s in _SECURITY[kind]]
             paths.setdefault(path, {})[method.lower()] = operation
     components["Error"] = _ERROR_SCHEMA
+    used = {name for item in paths.values() for operation in item.values()
+            for requirement in operation["security"] for name in requirement}
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version},
+        "info": {"title": title, "version": version, "description": description},
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": components, "securitySchemes": {
-            "ApiKeyBearer": {"type": "http", "scheme": "bearer", "description": "A tenant API key, wk_live_… or wk_test_…"},
-            "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-            "MemberJWT": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                          "description": "An access token from POST /api/v1/auth/login"},
-        }},
+        "components": {"schemas": components,
+                       "securitySchemes": {name: scheme for name, scheme in _SCHEMES.items() if name in used}},
     }

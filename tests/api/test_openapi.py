@@ -216,3 +216,108 @@ def test_swagger_ui_renders_every_operation_in_a_real_browser(live_server, docum
         elsewhere, page_errors = pool.submit(_render_docs, live_server, operations).result(timeout=120)
     assert not page_errors, page_errors
     assert not elsewhere, f"the docs page reached outside the server: {elsewhere}"
+
+
+# --- every answer documented, and answers that match their documents --------------------------------
+
+def _operations(document):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield f"{method.upper()} {path}", operation
+
+
+@pytest.fixture
+def admin_document(client, make) -> dict:
+    response = client.get("/admin/api/openapi.json", headers=make.admin_token_headers())
+    assert response.status_code == 200 and response.is_json
+    return response.get_json()
+
+
+def test_both_documents_describe_themselves(document, admin_document):
+    for doc in (document, admin_document):
+        assert len(doc["info"]["description"]) > 200
+    assert "/admin/api/openapi.json" in document["info"]["description"]
+    assert "admin token" in admin_document["info"]["description"]
+
+
+def test_every_success_answer_documents_its_body(document, admin_document):
+    for doc in (document, admin_document):
+        for name, operation in _operations(doc):
+            for status, response in operation["responses"].items():
+                if status.startswith("2") and status != "204":
+                    assert response.get("content"), f"{name} {status} documents no body"
+
+
+def test_generation_answers_are_documented_in_openai_shapes(document):
+    def schema(path, status="200", media="application/json"):
+        return _resolve(document, document["paths"][path]["post"]["responses"][status]["content"][media]["schema"])
+
+    images = schema("/api/v1/images/generations")
+    assert {"created", "data", "generation_id", "usage"} <= set(images["properties"])
+    assert set(_resolve(document, images["properties"]["usage"])["properties"]) == {"images", "credits"}
+    assert "status" in schema("/api/v1/images/generations", "202")["properties"]
+    chat = schema("/api/v1/chat/completions")
+    assert {"id", "object", "created", "model", "choices", "usage"} <= set(chat["properties"])
+    assert "credits" in _resolve(document, chat["properties"]["usage"])["properties"]
+    assert "text/event-stream" in document["paths"]["/api/v1/chat/completions"]["post"]["responses"]["200"]["content"]
+    speech = document["paths"]["/api/v1/audio/speech"]["post"]["responses"]["200"]["content"]
+    assert {"audio/mpeg", "audio/wav", "audio/ogg", "audio/aac", "audio/flac", "audio/pcm"} <= set(speech)
+    assert all(item["schema"]["format"] == "binary" for item in speech.values())
+
+
+def _validator(document, path, method, status, media="application/json"):
+    from jsonschema import Draft202012Validator
+    target = document["paths"][path][method]["responses"][status]["content"][media]["schema"]
+    return Draft202012Validator({**target, "components": document["components"]})
+
+
+def test_real_answers_match_their_documented_schemas(client, make, document):
+    from tests.conftest import key_headers
+    acme = make.funded_tenant("Acme")
+    headers = key_headers(acme)
+    answers = [
+        ("/api/v1/images/generations", "post", "200",
+         client.post("/api/v1/images/generations", headers=headers, json={"model": "doubao-seedream-4-0-250828",
+                                                                          "prompt": "a fox", "size": "1024x1024"})),
+        ("/api/v1/images/generations", "post", "202",
+         client.post("/api/v1/images/generations", headers=headers, json={"model": "doubao-seedream-4-0-250828",
+                                                                          "prompt": "a fox", "async": True})),
+        ("/api/v1/chat/completions", "post", "200",
+         client.post("/api/v1/chat/completions", headers=headers,
+                     json={"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "hi"}]})),
+        ("/api/v1/models/{model_id}", "get", "200", client.get("/api/v1/models/gemini-2.5-pro", headers=headers)),
+        ("/api/v1/models", "get", "200", client.get("/api/v1/models", headers=headers)),
+    ]
+    for path, method, status, response in answers:
+        assert str(response.status_code) == status, (path, response.get_json())
+        errors = [error.message for error in _validator(document, path, method, status).iter_errors(response.get_json())]
+        assert not errors, (path, status, errors)
+    speech = client.post("/api/v1/audio/speech", headers=headers,
+                         json={"model": "speech-2.6-hd", "input": "hello", "response_format": "mp3"})
+    assert speech.mimetype in document["paths"]["/api/v1/audio/speech"]["post"]["responses"]["200"]["content"]
+
+
+# --- the admin API's document ---------------------------------------------------------------------------
+
+ADMIN_NOT_DOCUMENTED = {"/admin/api/openapi.json"}
+
+
+def test_the_admin_document_needs_an_admin_token(client, make):
+    from tests.conftest import assert_error, key_headers
+    assert_error(client.get("/admin/api/openapi.json"), 401)
+    assert_error(client.get("/admin/api/openapi.json", headers=key_headers(make.tenant())), 401)
+
+
+def test_the_admin_document_is_valid_and_covers_every_admin_route(app, admin_document, document):
+    validate(admin_document)
+    routed = {(_openapi_path(rule.rule), method.lower()) for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/admin/api/") and rule.rule not in ADMIN_NOT_DOCUMENTED
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    documented = {(path, method) for path, item in admin_document["paths"].items() for method in item}
+    assert len(routed) >= 20 and documented == routed
+    assert not any(path.startswith("/admin") for path in document["paths"])  # each document its own API
+    assert set(admin_document["components"]["securitySchemes"]) == {"AdminToken"}
+    for name, operation in _operations(admin_document):
+        assert operation["security"] == [{"AdminToken": []}], name
+        assert "401" in operation["responses"] and operation["summary"], name
+        assert operation["tags"] == ["admin"], name

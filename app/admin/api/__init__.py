@@ -39,4 +39,4 @@ def admin_actor() -> Actor:
     return Actor("platform_admin", str(g.admin.id), g.admin.username, None, client_ip())
 
 
-from app.admin.api import billing, catalog, gateways, tenants, usage  # noqa: E402,F401  (routes register themselves)
+from app.admin.api import billing, catalog, docs, gateways, tenants, usage  # noqa: E402,F401  (routes register themselves)
