@@ -95,9 +95,10 @@ _ERROR_SCHEMA = {
         "required": ["message", "type", "code"]}},
     "required": ["error"],
 }
-_STATUS_TEXT = {202: "Accepted: it runs in the background; poll the generation", 400: "Invalid request", 401: "Not authenticated", 402: "Insufficient credits",
-                403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Unprocessable", 429: "Too many requests",
-                502: "Upstream failure", 503: "Service unavailable", 504: "Upstream timeout"}
+_STATUS_TEXT = {202: "Accepted: it runs in the background; poll the generation", 400: "Invalid request",
+                401: "Not authenticated", 402: "Insufficient credits", 403: "Forbidden", 404: "Not found",
+                409: "Conflict", 422: "Unprocessable", 429: "Too many requests", 502: "Upstream failure",
+                503: "Service unavailable", 504: "Upstream timeout"}
 _SECURITY = {
     "api_key": [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}],
     "member": [{"MemberJWT": []}],

@@ -100,12 +100,13 @@ def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | Non
     if model.kind != kind:
         raise InvalidInput(f"{model.model_id} is a {model.kind} model, not {kind}.", param="model",
                            code="model_kind_mismatch")
-    request, params = params, kinds.prepare(model, params)
+    # Priced, recorded and forwarded as prepared; the idempotency key compares the request as sent.
+    sent, params = params, kinds.prepare(model, params)
     quote = pricing.estimate(rule.billing_type, rule.prices, params)
     key = idempotency.check_key(idempotency_key)
     if key is not None:
         with atomic():
-            claimed = idempotency.claim(caller.tenant.id, f"generation.{kind}", key, request)
+            claimed = idempotency.claim(caller.tenant.id, f"generation.{kind}", key, sent)
             if isinstance(claimed, idempotency.Remembered):
                 return Replay(get_for_tenant(Generation, caller.tenant.id, claimed.result["generation_id"],
                                              what="generation"))
@@ -301,8 +302,9 @@ def _store(generation: Generation, items: list[dict], target: gateway.Target, co
     stored = []
     for index, item in enumerate(items):
         fetched = fetch_result(item["url"], kind=generation.kind, session=session)
-        data, content_type = convert(fetched.data, fetched.content_type) if convert else (fetched.data,
-                                                                                         fetched.content_type)
+        data, content_type = fetched.data, fetched.content_type
+        if convert is not None:
+            data, content_type = convert(data, content_type)
         # Recorded (and committed) before it is written: a crash from here on leaves a row to sweep.
         row = storage.record_pending(tenant_id=generation.tenant_id, generation_id=generation.id,
                                      caller=generation.caller, index=index, content_type=content_type,

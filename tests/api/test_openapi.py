@@ -290,7 +290,8 @@ def test_real_answers_match_their_documented_schemas(client, make, document):
     ]
     for path, method, status, response in answers:
         assert str(response.status_code) == status, (path, response.get_json())
-        errors = [error.message for error in _validator(document, path, method, status).iter_errors(response.get_json())]
+        validator = _validator(document, path, method, status)
+        errors = [error.message for error in validator.iter_errors(response.get_json())]
         assert not errors, (path, status, errors)
     speech = client.post("/api/v1/audio/speech", headers=headers,
                          json={"model": "speech-2.6-hd", "input": "hello", "response_format": "mp3"})

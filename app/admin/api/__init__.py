@@ -39,4 +39,5 @@ def admin_actor() -> Actor:
     return Actor("platform_admin", str(g.admin.id), g.admin.username, None, client_ip())
 
 
-from app.admin.api import billing, catalog, docs, gateways, tenants, usage  # noqa: E402,F401  (routes register themselves)
+# The routes register themselves.
+from app.admin.api import billing, catalog, docs, gateways, tenants, usage  # noqa: E402,F401
