@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import threading
 import time
@@ -13,6 +14,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from sandbox import media
 from sandbox.markers import Markers, MarkerError, find_markers, strip_markers
 from sandbox.midjourney import InvalidAction, UnknownTask
+from sandbox.schema import SchemaError, instance_of
 
 bp = Blueprint("gateway", __name__)
 
@@ -101,14 +103,15 @@ def json_body() -> dict:
     return body
 
 
-def honour(*texts: object) -> Markers:
-    """Act on the markers in `texts`; returns them for the markers that shape a success."""
+def honour(*texts: object, sleep: bool = True) -> Markers:
+    """Act on the markers in `texts`; returns them for the markers that shape a success. `sleep`
+    False: the caller spreads `[sandbox:slow=N]` over a streamed answer instead of waiting first."""
     try:
         markers = find_markers(*texts)
     except MarkerError as error:
         raise RequestInvalid(str(error)) from None
     cap = current_app.config["SANDBOX_TIMEOUT_CAP"]
-    if markers.slow_seconds is not None:
+    if markers.slow_seconds is not None and sleep:
         time.sleep(min(markers.slow_seconds, cap))
     if "deny" in markers:
         abort(unauthorized())
@@ -212,15 +215,16 @@ def require_messages(body: dict) -> list[dict]:
     return messages
 
 
-def completion(model: str, content: str, finish_reason: str = "stop") -> dict:
-    """OpenAI chat.completion as the deployed gateway sends it: no `usage`, never streamed."""
+def completion(model: str, message: dict | str, finish_reason: str = "stop") -> dict:
+    """OpenAI chat.completion as the deployed gateway sends it: no `usage`."""
+    if isinstance(message, str):
+        message = {"role": "assistant", "content": message}
     return {
         "id": f"chatcmpl-sandbox-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
         "created": now(),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                     "finish_reason": finish_reason}],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
     }
 
 
@@ -325,17 +329,167 @@ def sandbox_answer(text: str, max_tokens: int | None) -> tuple[str, str]:
     return content, "stop"
 
 
+def tool_call(body: dict, messages: list[dict]) -> dict | None:
+    """The call the sandbox makes when given function tools: to the tool `tool_choice` names, else to
+    the first one, with arguments that are an instance of its parameters' schema. With `tool_choice`
+    "auto" (the default) a conversation whose last message is a tool's result is answered in words,
+    so an agent loop ends."""
+    tools = body.get("tools")
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        raise RequestInvalid("tools must be a list")
+    functions = []
+    for tool in tools:
+        if not isinstance(tool, dict) or tool.get("type") not in ("function", "custom"):
+            raise RequestInvalid("each tool needs a type, 'function' or 'custom'")
+        function = tool.get("function")
+        if tool["type"] == "function":
+            if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                raise RequestInvalid("each function tool needs a function with a name")
+            functions.append(function)
+    choice = body.get("tool_choice", "auto")
+    if choice == "none" or not functions:
+        if choice == "required":
+            raise RequestInvalid("tool_choice 'required' needs a function tool")
+        return None
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name") if isinstance(choice.get("function"), dict) else None
+        chosen = next((f for f in functions if f["name"] == name), None)
+        if chosen is None:
+            raise RequestInvalid(f"tool_choice names {name!r}, which is not among the tools")
+    elif choice in ("auto", "required"):
+        if choice == "auto" and messages[-1].get("role") == "tool":
+            return None
+        chosen = functions[0]
+    else:
+        raise RequestInvalid("tool_choice must be 'none', 'auto', 'required' or name a function")
+    try:
+        arguments = instance_of(chosen.get("parameters") or {"type": "object", "properties": {}})
+    except SchemaError as error:
+        raise RequestInvalid(f"tool {chosen['name']!r}: {error}") from None
+    conversation = json.dumps(messages, sort_keys=True, ensure_ascii=False, default=str)
+    digest = hashlib.sha256(f"{chosen['name']}:{conversation}".encode()).hexdigest()
+    return {"id": f"call_{digest[:24]}", "type": "function",
+            "function": {"name": chosen["name"], "arguments": json.dumps(arguments, ensure_ascii=False)}}
+
+
+def structured_answer(body: dict, question: str) -> str | None:
+    """The content for `response_format` json_object or json_schema (None for plain text)."""
+    response_format = body.get("response_format")
+    if response_format is None:
+        return None
+    if not isinstance(response_format, dict):
+        raise RequestInvalid("response_format must be an object")
+    kind = response_format.get("type")
+    if kind in (None, "text"):
+        return None
+    if kind == "json_object":
+        return json.dumps({"answer": sandbox_answer(question, None)[0]}, ensure_ascii=False)
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise RequestInvalid("response_format json_schema needs a json_schema with a name")
+        try:
+            return json.dumps(instance_of(spec.get("schema") or {"type": "object", "properties": {}}),
+                              ensure_ascii=False)
+        except SchemaError as error:
+            raise RequestInvalid(f"response_format: {error}") from None
+    raise RequestInvalid(f"unsupported response_format type {kind!r}")
+
+
+def chat_message(body: dict, messages: list[dict], max_tokens: int | None) -> tuple[dict, str]:
+    """The assistant's message and its finish_reason: a tool call, structured output, or words."""
+    call = tool_call(body, messages)
+    if call is not None:
+        return {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
+    question = last_user_text(messages)
+    content = structured_answer(body, question)
+    finish_reason = "stop"
+    if content is None:  # structured output is never cut: it would no longer parse
+        content, finish_reason = sandbox_answer(question, max_tokens)
+    return {"role": "assistant", "content": content}, finish_reason
+
+
+def usage_of(messages: list[dict], message: dict) -> dict:
+    """Usage as a newer gateway might report it ([sandbox:usage]): a word or a CJK character a token."""
+    prompt = sum(len(TOKEN.findall(strip_markers(message_text(m)))) + 4 for m in messages)
+    written = (message.get("content") or "") + "".join(
+        call["function"]["name"] + call["function"]["arguments"] for call in message.get("tool_calls") or [])
+    completion_tokens = len(TOKEN.findall(written))
+    return {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
+            "total_tokens": prompt + completion_tokens}
+
+
+def pieces(text: str, tokens: int = 3) -> list[str]:
+    """`text` cut after every few tokens, as a model streams it."""
+    ends = [match.end() for match in TOKEN.finditer(text)][tokens - 1::tokens]
+    cuts = [0] + [end for end in ends if end < len(text)] + [len(text)]
+    return [text[start:end] for start, end in zip(cuts, cuts[1:]) if end > start]
+
+
+def streamed(answer: dict, delay: float, *, cut: bool = False) -> Response:
+    """`answer` as OpenAI streams it: chat.completion.chunk events, then `data: [DONE]`. A delay is
+    spread across the events, so the first one leaves at once and the last after `delay` seconds.
+    `cut`: the connection ends halfway, with no finish_reason and no [DONE], as when a vendor fails."""
+    base = {"id": answer["id"], "object": "chat.completion.chunk", "created": answer["created"],
+            "model": answer["model"]}
+    choice = answer["choices"][0]
+    message = choice["message"]
+    deltas = [{"role": "assistant", "content": ""}]
+    deltas += [{"content": piece} for piece in pieces(message.get("content") or "")]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        function = call["function"]
+        deltas.append({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                       "function": {"name": function["name"], "arguments": ""}}]})
+        arguments = function["arguments"]
+        deltas += [{"tool_calls": [{"index": index, "function": {"arguments": arguments[start:start + 16]}}]}
+                   for start in range(0, len(arguments), 16)]
+    events = [{**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas]
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+    if "usage" in answer:
+        events.append({**base, "choices": [], "usage": answer["usage"]})
+    pause = delay / (len(events) - 1)
+    if cut:
+        events = events[:max(1, len(events) // 2)]
+
+    def generate():
+        for index, event in enumerate(events):
+            if index and pause:
+                time.sleep(pause)
+            yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+        if not cut:
+            yield "data: [DONE]\n\n"
+
+    return Response(generate(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
 @bp.post("/chat/completions")
 def chat():
     body = json_body()
-    honour(last_user_text(body.get("messages")))
+    text = last_user_text(body.get("messages"))
+    streaming = body.get("stream") is True and "no_stream" not in markers_in(text)
+    markers = honour(text, sleep=not streaming)
     model = require_model(body)
     messages = require_messages(body)
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise RequestInvalid("max_tokens must be a positive integer")
-    content, finish_reason = sandbox_answer(last_user_text(messages), max_tokens)
-    return completion(model, content, finish_reason)
+    message, finish_reason = chat_message(body, messages, max_tokens)
+    answer = completion(model, message, finish_reason)
+    if "usage" in markers:
+        answer["usage"] = usage_of(messages, message)
+    if streaming:
+        delay = min(markers.slow_seconds or 0, current_app.config["SANDBOX_TIMEOUT_CAP"])
+        return streamed(answer, delay, cut="stream_cut" in markers)
+    return answer
+
+
+def markers_in(text: str) -> Markers:
+    try:
+        return find_markers(text)
+    except MarkerError:
+        return Markers()  # honour() refuses them
 
 
 SORA_SECONDS = re.compile(r"(\d+)s\b")

@@ -20,6 +20,9 @@ KNOWN = {
     "result_url": True,
     "flat_error": False,
     "task_fail": False,
+    "no_stream": False,
+    "usage": False,
+    "stream_cut": False,
 }
 
 
