@@ -7,6 +7,7 @@ estimate (a hold can never be overdrawn) and is never negative.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -190,7 +191,8 @@ def count_tokens(text: str) -> int:
 
 
 def message_tokens(messages) -> int:
-    """Prompt tokens of chat messages: their text plus 4 tokens of framing per message."""
+    """Prompt tokens of chat messages: their text and the tool calls in them, plus 4 tokens of framing
+    per message."""
     if messages is not None and not isinstance(messages, list):
         raise InvalidInput("messages must be a list of messages.", param="messages")
     total = 0
@@ -200,7 +202,29 @@ def message_tokens(messages) -> int:
             content = " ".join(part["text"] for part in content
                                if isinstance(part, dict) and isinstance(part.get("text"), str))
         total += 4 + count_tokens(content if isinstance(content, str) else "")
+        if isinstance(message, dict):
+            total += tool_call_tokens(message.get("tool_calls"), message.get("function_call"))
     return total
+
+
+def tool_call_tokens(tool_calls, function_call=None) -> int:
+    """Tokens of the calls a model wrote: each function's name and its JSON arguments."""
+    calls = [call.get("function") for call in tool_calls if isinstance(call, dict)] \
+        if isinstance(tool_calls, list) else []
+    calls.append(function_call)
+    return sum(count_tokens(call.get("name") if isinstance(call.get("name"), str) else "")
+               + count_tokens(call.get("arguments") if isinstance(call.get("arguments"), str) else "")
+               for call in calls if isinstance(call, dict))
+
+
+def prompt_tokens(params: dict) -> int:
+    """Prompt tokens of a chat request: its messages, and the tool and output schemas the model reads too."""
+    total = message_tokens(params.get("messages"))
+    response_format = params.get("response_format")
+    schemas = [params.get("tools"), params.get("functions"),
+               response_format.get("json_schema") if isinstance(response_format, dict) else None]
+    return total + sum(count_tokens(json.dumps(schema, ensure_ascii=False, separators=(",", ":")))
+                       for schema in schemas if schema)
 
 
 def _ceil_div(numerator: int, denominator: int) -> int:
@@ -281,7 +305,7 @@ def quote(billing_type: str, prices_data: dict, params: dict, usage: Usage | Non
                                "credits_per_unit": prices.credits})
 
     if isinstance(prices, PerToken):
-        input_tokens = used.input_tokens if used.input_tokens is not None else message_tokens(params.get("messages"))
+        input_tokens = used.input_tokens if used.input_tokens is not None else prompt_tokens(params)
         output_tokens = used.output_tokens if used.output_tokens is not None else _count(
             params.get("max_completion_tokens") or params.get("max_tokens"), prices.default_output_tokens,
             "max_tokens", maximum=1_000_000)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from app.schemas import Body, Out, Query, Timestamp
 
@@ -42,26 +43,155 @@ class SpeechIn(Body):
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
-    role: Literal["system", "user", "assistant", "tool", "developer"]
+    role: Literal["system", "user", "assistant", "tool", "developer", "function"]
     content: str | list | None = None
 
 
+class Part(BaseModel):
+    """A nested OpenAI object: its known fields are checked, newer ones pass through to the gateway."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+FUNCTION_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class FunctionDefinition(Part):
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str | None = None
+    parameters: dict | None = Field(default=None, description="A JSON schema of the arguments")
+    strict: bool | None = None
+
+
+class FunctionTool(Part):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class CustomTool(Part):
+    type: Literal["custom"]
+    custom: dict
+
+
+class NamedFunction(Part):
+    name: str = Field(pattern=FUNCTION_NAME)
+
+
+class NamedToolChoice(Part):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class OtherToolChoice(Part):
+    type: Literal["allowed_tools", "custom"]
+
+
+class TextFormat(Part):
+    type: Literal["text"]
+
+
+class JsonObjectFormat(Part):
+    type: Literal["json_object"]
+
+
+class JsonSchema(Part):
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str | None = None
+    schema_: dict | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class JsonSchemaFormat(Part):
+    type: Literal["json_schema"]
+    json_schema: JsonSchema
+
+
 class StreamOptions(Body):
-    include_usage: bool = False
+    include_usage: bool | None = None
+    include_obfuscation: bool | None = None
+
+
+class Prediction(Part):
+    type: Literal["content"]
+    content: str | list
 
 
 class ChatIn(Body):
+    """OpenAI's chat request, whole. What the gateway may honour is forwarded (kinds/chat.py, FORWARDED);
+    the rest is accepted and kept here."""
+
     model: str = Field(min_length=1, max_length=120)
     messages: list[ChatMessage] = Field(min_length=1, max_length=500)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    stop: str | list[str] | None = None
-    stream: bool = False
+    stop: str | list[str] | None = Field(default=None, description="Up to 4 sequences")
+    stream: bool | None = False
     stream_options: StreamOptions | None = None
-    n: int = Field(default=1, ge=1, le=1)
+    n: int | None = Field(default=1, ge=1, le=1, description="One choice per request")
+    seed: int | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, int] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    response_format: Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat,
+                               Field(discriminator="type")] | None = None
+    tools: list[Annotated[FunctionTool | CustomTool, Field(discriminator="type")]] | None = Field(
+        default=None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | OtherToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[FunctionDefinition] | None = Field(default=None, max_length=128)
+    function_call: Literal["none", "auto"] | NamedFunction | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+    prediction: Prediction | None = None
+    modalities: list[Literal["text"]] | None = Field(default=None, description="Text only: no audio output")
+    audio: dict | None = Field(default=None, description="Accepted and ignored: no audio output")
+    metadata: dict[str, Annotated[str, Field(max_length=512)]] | None = Field(default=None, max_length=16)
+    store: bool | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast"] | None = None
     user: str | None = Field(default=None, max_length=120)
+    safety_identifier: str | None = Field(default=None, max_length=128)
+    prompt_cache_key: str | None = Field(default=None, max_length=1000)
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    prompt_cache_options: dict | None = None
+    web_search_options: dict | None = None
+    moderation: dict | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four(cls, stop):
+        if isinstance(stop, list) and len(stop) > 4:
+            raise PydanticCustomError("too_long", "at most 4 stop sequences")
+        return stop
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias_range(cls, bias):
+        if bias and any(not -100 <= value <= 100 for value in bias.values()):
+            raise PydanticCustomError("out_of_range", "each bias must be from -100 to 100")
+        return bias
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_keys(cls, metadata):
+        if metadata and any(len(key) > 64 for key in metadata):
+            raise PydanticCustomError("too_long", "keys are at most 64 characters")
+        return metadata
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _names_a_tool(cls, choice, info: ValidationInfo):
+        tools = info.data.get("tools") or []
+        if isinstance(choice, NamedToolChoice):
+            if choice.function.name not in {t.function.name for t in tools if isinstance(t, FunctionTool)}:
+                raise PydanticCustomError("unknown_tool", "names '{name}', which is not among the tools",
+                                          {"name": choice.function.name})
+        elif choice == "required" and not tools:
+            raise PydanticCustomError("no_tools", "'required' needs tools")
+        return choice
 
 
 class ResultOut(Out):
