@@ -54,13 +54,22 @@ def wants_json_errors() -> bool:
     return not (path == "/admin" or path.startswith(("/admin/", "/files/")))
 
 
-def error_response(status: int, message: str, *, type: str, code: str, param: str | None = None,
-                   headers: dict | None = None):
+def error_body(message: str, *, type: str, code: str, param: str | None = None) -> dict:
     body = {"message": message, "type": type, "code": code, "param": param}
     request_id = getattr(g, "request_id", None)
     if request_id:
         body["request_id"] = request_id
-    response = jsonify({"error": body})
+    return {"error": body}
+
+
+def domain_error_body(error: DomainError) -> dict:
+    """The envelope alone: a stream that fails after it began sends it as its last event."""
+    return error_body(error.message, type=error.type, code=error.code, param=error.param)
+
+
+def error_response(status: int, message: str, *, type: str, code: str, param: str | None = None,
+                   headers: dict | None = None):
+    response = jsonify(error_body(message, type=type, code=code, param=param))
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value

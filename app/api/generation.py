@@ -4,12 +4,13 @@ from __future__ import annotations
 import base64
 import json
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify, request, stream_with_context
 
 from app.api import bp
 from app.api.auth import AUTH, current_principal
+from app.api.errors import INTERNAL_ERROR_MESSAGE, domain_error_body, error_body
 from app.api.openapi import endpoint
-from app.core.errors import Forbidden
+from app.core.errors import DomainError, Forbidden
 from app.generation import flow, queries, usage
 from app.generation.models import Generation
 from app.generation.transcode import FORMATS
@@ -86,9 +87,13 @@ def create_speech(body: SpeechIn):
 
 def _completion(generation: Generation) -> dict:
     output = generation.output or {}
+    message = {"role": "assistant", "content": output.get("content")}
+    for name in ("tool_calls", "function_call", "refusal"):
+        if output.get(name) is not None:
+            message[name] = output[name]
     return {"id": f"chatcmpl-{generation.id.hex}", "object": "chat.completion",
             "created": int(generation.created_at.timestamp()), "model": generation.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": output.get("content", "")},
+            "choices": [{"index": 0, "message": message, "logprobs": output.get("logprobs"),
                          "finish_reason": output.get("finish_reason", "stop")}],
             "usage": {**{k: v for k, v in (output.get("usage") or {}).items() if k != "source"},
                       "credits": generation.credits_charged}}
@@ -99,20 +104,48 @@ def _sse(payload) -> str:
 
 
 def _chunks(completion: dict, include_usage: bool):
-    """The finished answer as chat.completion.chunk events (the gateway never streams). It takes the
-    plain completion, not the Generation: the body is sent after the request's session has closed."""
+    """A whole answer (from a gateway that does not stream) as chat.completion.chunk events. It takes
+    the plain completion, not the Generation: the body is sent after the request's session has closed."""
     base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
             "model": completion["model"]}
-    content = completion["choices"][0]["message"]["content"] or ""
+    message = completion["choices"][0]["message"]
+    content = message["content"] or ""
     yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                       "finish_reason": None}]})
     for start in range(0, len(content), 24):
         yield _sse({**base, "choices": [{"index": 0, "delta": {"content": content[start:start + 24]},
                                           "finish_reason": None}]})
-    yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": completion["choices"][0]["finish_reason"]}]})
+    for index, call in enumerate(message.get("tool_calls") or []):
+        yield _sse({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": index, **call}]},
+                                          "finish_reason": None}]})
+    if message.get("function_call"):
+        yield _sse({**base, "choices": [{"index": 0, "delta": {"function_call": message["function_call"]},
+                                          "finish_reason": None}]})
+    finish_reason = completion["choices"][0]["finish_reason"]
+    yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]})
     if include_usage:
         yield _sse({**base, "choices": [], "usage": completion["usage"]})
     yield _sse("[DONE]")
+
+
+def _relay(streaming: flow.Streaming, ours: dict, include_usage: bool):
+    """A streaming gateway's chunks, passed on as they arrive under our id and model name (`ours`). Its
+    usage is dropped: ours follows the settle, when asked. A failure after the first event ends the
+    stream with an error event (and no [DONE]); a client that leaves is settled by close()."""
+    try:
+        for chunk in streaming.chunks():
+            if chunk.get("choices"):  # not the gateway's usage chunk
+                yield _sse({**{k: v for k, v in chunk.items() if k != "usage"}, **ours})
+        completion = _completion(streaming.finish())
+        if include_usage:
+            yield _sse({**ours, "choices": [], "usage": completion["usage"]})
+        yield _sse("[DONE]")
+    except DomainError as error:
+        yield _sse(domain_error_body(error))
+    except Exception:  # logged and recorded by the flow
+        yield _sse(error_body(INTERNAL_ERROR_MESSAGE, type="api_error", code="internal_error"))
+    finally:
+        streaming.close()
 
 
 @bp.post("/chat/completions")
@@ -120,15 +153,25 @@ def _chunks(completion: dict, include_usage: bool):
           response=ChatCompletionOut, media=("text/event-stream",), errors=(402, 403, 404, 409, 422, 502, 504),
           tags=("generation",))
 def create_chat(body: ChatIn):
-    params = body.model_dump(exclude_none=True, exclude={"stream", "stream_options", "n", "user"})
-    params["messages"] = [m.model_dump(exclude_none=True) for m in body.messages]
-    # Settled before the first byte: the gateway answers whole, so the charge is for what it generated.
-    generation = flow.run(_caller(), "chat", params, idempotency_key=_idempotency_key())
+    params = body.model_dump(exclude_unset=True, by_alias=True, exclude={"stream", "stream_options", "n", "user"})
+    params = {name: value for name, value in params.items() if value is not None}
     if not body.stream:
-        return jsonify(_completion(generation))
+        return jsonify(_completion(flow.run(_caller(), "chat", params, idempotency_key=_idempotency_key())))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return Response(_chunks(_completion(generation), include_usage), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    # Errors before the first event (402, a gateway's refusal or failure) still answer with their status.
+    outcome = flow.run_streamed(_caller(), "chat", params, idempotency_key=_idempotency_key())
+    if isinstance(outcome, flow.Streaming):
+        generation = outcome.generation
+        ours = {"id": f"chatcmpl-{generation.id.hex}", "object": "chat.completion.chunk",
+                "created": int(generation.created_at.timestamp()), "model": generation.model}
+        # The relay settles when the stream ends, so it needs the app (and a session) until then.
+        events = stream_with_context(_relay(outcome, ours, include_usage))
+    else:
+        generation = outcome
+        events = _chunks(_completion(outcome), include_usage)
+    return Response(events, mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                             "X-Generation-Id": str(generation.id)})
 
 
 @bp.get("/generations")

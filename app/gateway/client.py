@@ -4,6 +4,8 @@ One requests.Session per gateway, both auth headers, a short connect timeout and
 timeouts. Connection failures fail over to the next active gateway; an HTTP answer is never retried
 elsewhere (the vendor may already have started). Every failure leaves as a domain error, mapped as
 the contract says: a request the gateway refuses → 400, its auth failure or 5xx → 502, timeout → 504.
+A chat the client streams is sent with `call_streaming`: a gateway that answers server-sent events is
+read as they arrive (a Stream); one that answers a JSON completion, as the deployed one does, is an Answer.
 """
 from __future__ import annotations
 
@@ -13,13 +15,14 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
 from flask import current_app
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
 from app.core.crypto import decrypt
 from app.core.errors import DomainError, InvalidInput
@@ -204,13 +207,34 @@ def read_timeout(kind: str) -> float:
 
 def call(targets: list[Target], method: str, path: str, *, kind: str, payload: dict | None = None) -> Answer:
     """Send one call; fail over only when a gateway cannot be reached at all."""
+    target, response, started = _send(targets, method, path, kind=kind, payload=payload)
+    return Answer(target, _parse(target, response), int((time.monotonic() - started) * 1000))
+
+
+def call_streaming(targets: list[Target], method: str, path: str, *, kind: str,
+                   payload: dict | None = None) -> Answer | Stream:
+    """Send a call whose answer may stream: a Stream when the gateway answers `text/event-stream`, else
+    the Answer call() would give. A refusal or failure before the first event raises as call() does."""
+    target, response, started = _send(targets, method, path, kind=kind, payload=payload, stream=True)
+    if 200 <= response.status_code < 300 and response.headers.get("Content-Type", "").startswith("text/event-stream"):
+        note_health(target.gateway_id, ok=True)
+        return Stream(target, response, started, started + read_timeout(kind))
+    try:
+        _read_body(target, response)
+        return Answer(target, _parse(target, response), int((time.monotonic() - started) * 1000))
+    finally:
+        response.close()
+
+
+def _send(targets: list[Target], method: str, path: str, *, kind: str, payload: dict | None,
+          stream: bool = False) -> tuple[Target, requests.Response, float]:
     connect_timeout = current_app.config["WAULEAPI_CONNECT_TIMEOUT"]
     last_error = None
     for target in targets:
         url = f"{target.base_url}{target.path_prefix}{path}"
         started = time.monotonic()
         try:
-            response = session_for(target).request(method, url, json=payload,
+            response = session_for(target).request(method, url, json=payload, stream=stream,
                                                    timeout=(connect_timeout, read_timeout(kind)))
         except requests.ConnectionError as error:
             if not _never_connected(error):
@@ -227,10 +251,79 @@ def call(targets: list[Target], method: str, path: str, *, kind: str, payload: d
         except requests.RequestException as error:
             note_health(target.gateway_id, ok=False, error=type(error).__name__)
             raise UpstreamFailed(f"The gateway call failed ({type(error).__name__}).") from None
-        elapsed_ms = int((time.monotonic() - started) * 1000)
-        health.connected(target)
-        return Answer(target, _parse(target, response), elapsed_ms)
+        health.connected(target)  # it answered: its circuit closes
+        return target, response, started
     raise UpstreamFailed(f"No gateway could be reached ({last_error}).", code="gateway_unreachable")
+
+
+def _read_body(target: Target, response: requests.Response) -> bytes:
+    """Read a streamed call's body now, failing as an unstreamed call fails when it breaks off."""
+    try:
+        return response.content
+    except requests.RequestException as error:
+        raise _broke_off(target, error) from None
+
+
+def _broke_off(target: Target, error: requests.RequestException) -> DomainError:
+    if isinstance(error, requests.Timeout) or any(isinstance(arg, ReadTimeoutError) for arg in error.args):
+        return _timed_out(target)
+    note_health(target.gateway_id, ok=False, error=f"connection lost: {type(error).__name__}")
+    return UpstreamFailed("The connection to the AI gateway broke off.")
+
+
+@dataclass
+class Stream:
+    """A gateway's server-sent events, read as they arrive (the `stream=True` response is held open)."""
+
+    target: Target
+    response: requests.Response
+    started: float    # time.monotonic() when the call was sent
+    deadline: float   # the chat read timeout bounds the whole stream, not only each read
+
+    def chunks(self) -> Iterator[dict]:
+        """Each `data:` event as a JSON object, until `data: [DONE]` or the end of the body. An event that
+        is not a JSON object, or that reports an error, fails the call; so does a read that breaks off."""
+        lines: list[str] = []
+        try:
+            for raw in self.response.iter_lines(chunk_size=1024):
+                if time.monotonic() > self.deadline:
+                    raise _timed_out(self.target)
+                line = raw.decode("utf-8", errors="replace")
+                if line:
+                    if line.startswith("data:"):
+                        lines.append(line[5:].removeprefix(" "))
+                    continue  # other fields (event:, id:, retry:) and comments (": keep-alive") say nothing we use
+                if lines:
+                    data, lines = "\n".join(lines), []
+                    if data.strip() == "[DONE]":
+                        return
+                    yield self._decode(data)
+            if lines and "\n".join(lines).strip() != "[DONE]":
+                yield self._decode("\n".join(lines))
+        except requests.RequestException as error:
+            raise _broke_off(self.target, error) from None
+        finally:
+            self.response.close()
+
+    def _decode(self, data: str) -> dict:
+        try:
+            event = json.loads(data)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            note_health(self.target.gateway_id, ok=False, error="invalid event in stream")
+            raise UpstreamFailed("The AI gateway streamed an event that is not a JSON object.",
+                                 code="upstream_bad_response")
+        if event.get("error"):
+            error = event["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            note_health(self.target.gateway_id, ok=False, error=f"stream error: {str(message)[:200]}")
+            raise UpstreamFailed(f"The AI gateway failed mid-stream: {message}")
+        return event
+
+    def close(self) -> None:
+        """Hang up: a gateway that notices stops generating."""
+        self.response.close()
 
 
 def _never_connected(error: requests.ConnectionError) -> bool:

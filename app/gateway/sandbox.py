@@ -16,6 +16,26 @@ SANDBOX_HOST = "sandbox.local"
 SANDBOX_BASE = f"http://{SANDBOX_HOST}"
 
 
+class _StreamedBody:
+    """The app's body as requests reads a socket's (`stream` and `read`), for a call made with
+    `stream=True`: each piece reaches the caller as the app yields it."""
+
+    def __init__(self, answer):
+        self._answer = answer
+        self._pieces = iter(answer.response)
+
+    def stream(self, amt=None, decode_content=True):
+        for piece in self._pieces:
+            if piece:
+                yield piece
+
+    def read(self, amt=None, decode_content=True):
+        return b"".join(self.stream())
+
+    def close(self):
+        self._answer.close()
+
+
 class WSGIAdapter(BaseAdapter):
     """Sends a requests call straight into a WSGI app (no socket)."""
 
@@ -26,12 +46,11 @@ class WSGIAdapter(BaseAdapter):
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
         split = requests.utils.urlparse(request.url)
         answer = self._client.open(path=split.path, query_string=split.query, method=request.method,
-                                   headers=dict(request.headers), data=request.body or b"")
-        body = answer.get_data()
+                                   headers=dict(request.headers), data=request.body or b"", buffered=not stream)
         response = requests.Response()
         response.status_code = answer.status_code
         response.headers = CaseInsensitiveDict(answer.headers)
-        response.raw = io.BytesIO(body)
+        response.raw = _StreamedBody(answer) if stream else io.BytesIO(answer.get_data())
         response.url = request.url
         response.request = request
         response.reason = answer.status.split(" ", 1)[-1]

@@ -8,6 +8,9 @@ whose process died is failed the same way by the sweep (sweep.py). Every status 
 compare-and-set (see Generation), so a finishing worker and the sweep never both win. What differs
 between kinds (the gateway route, what is forwarded, how the answer is read) is in kinds/.
 
+A chat the client streams (run_streamed) is held the same way; if the gateway streams too, its chunks
+are relayed as they arrive and the settle comes when the stream ends, or when the client leaves.
+
 Test-mode callers (wk_test_ keys and sessions opened with them) always go to the sandbox and never
 touch credits; their generations and usage are marked test.
 """
@@ -16,6 +19,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -150,44 +155,13 @@ def kind_deadline(kind: str) -> timedelta:
     return timedelta(seconds=gateway.read_timeout(kind) + current_app.config["FETCH_TIMEOUT_SECONDS"])
 
 
-def execute(started: Started) -> Generation:
-    """The gateway call and everything after it. Raises the domain error after recording a failure."""
-    generation = started.generation
-    generation_id = generation.id
+@contextmanager
+def _failing(started: Started):
+    """Any failure in the block releases the hold and records it (fail()), then goes on up; a lost
+    compare-and-set (a sweep or a cancel ended it meanwhile) answers with that outcome instead."""
+    generation_id = started.generation.id
     try:
-        if generation.status != "GENERATING":
-            with atomic(keep=(generation,)):
-                _mark(generation, "GENERATING")
-        kind = kinds.kind_of(generation.kind)
-        targets = [gateway.sandbox_target()] if generation.is_test else gateway.targets_for(started.gateway_id)
-        began = time.monotonic()
-        answer = gateway.call(targets, "POST", kind.UPSTREAM_PATH, kind=generation.kind,
-                              payload=kinds.payload(kind, generation.params))
-        generation.upstream_ms = int((time.monotonic() - began) * 1000)
-        generation.gateway_id = answer.target.gateway_id
-        measured = kind.collect(generation, answer,
-                                lambda items, convert=None: _store(generation, items, answer.target, convert))
-        charge = pricing.actual(started.billing_type, started.prices, generation.params, measured)
-        credits = 0 if generation.is_test else charge.credits
-        # Finished before the ledger's statements flush it, so the generation is written in one UPDATE.
-        generation.credits_charged = credits
-        generation.completed_at = utcnow()
-        _mark(generation, "COMPLETED")
-        with atomic(keep=(generation,)):
-            db.session.flush()  # the compare-and-set on the status first: it decides before credits move
-            if generation.hold_id is not None:
-                ledger.settle(generation.hold_id, credits, _system_actor(generation),
-                              description=f"{generation.kind} {generation.model}")
-            if generation.results:
-                storage.confirm(generation.tenant_id, generation.id)
-            usage.record(generation, status="success", credits=credits, input_tokens=measured.input_tokens,
-                         output_tokens=measured.output_tokens, seconds=measured.seconds,
-                         quantity=measured.images or measured.characters, latency_ms=generation.upstream_ms)
-            key_id = generation.idempotency_key_id
-            record = db.session.get(IdempotencyKey, key_id) if key_id else None
-            if record is not None:
-                idempotency.finish(record, {"generation_id": str(generation.id)})
-        return generation
+        yield
     except StaleDataError:
         raise _stopped(generation_id) from None
     except DomainError as error:
@@ -199,12 +173,132 @@ def execute(started: Started) -> Generation:
         raise
 
 
+def execute(started: Started) -> Generation:
+    """The gateway call and everything after it. Raises the domain error after recording a failure."""
+    generation = started.generation
+    with _failing(started):
+        if generation.status != "GENERATING":
+            with atomic(keep=(generation,)):
+                _mark(generation, "GENERATING")
+        began = time.monotonic()
+        answer = _call(started, stream=False)
+        return _finish(started, answer, began)
+
+
+def _call(started: Started, *, stream: bool) -> gateway.Answer | gateway.Stream:
+    generation = started.generation
+    kind = kinds.kind_of(generation.kind)
+    targets = [gateway.sandbox_target()] if generation.is_test else gateway.targets_for(started.gateway_id)
+    payload = kinds.payload(kind, generation.params)
+    if stream:
+        return gateway.call_streaming(targets, "POST", kind.UPSTREAM_PATH, kind=generation.kind,
+                                      payload={**payload, **kind.STREAM})
+    return gateway.call(targets, "POST", kind.UPSTREAM_PATH, kind=generation.kind, payload=payload)
+
+
+def _finish(started: Started, answer: gateway.Answer, began: float) -> Generation:
+    """Read the answer, copy its results, settle the actual and complete, in one transaction."""
+    generation = started.generation
+    kind = kinds.kind_of(generation.kind)
+    generation.upstream_ms = int((time.monotonic() - began) * 1000)
+    generation.gateway_id = answer.target.gateway_id
+    measured = kind.collect(generation, answer,
+                            lambda items, convert=None: _store(generation, items, answer.target, convert))
+    charge = pricing.actual(started.billing_type, started.prices, generation.params, measured)
+    credits = 0 if generation.is_test else charge.credits
+    # Finished before the ledger's statements flush it, so the generation is written in one UPDATE.
+    generation.credits_charged = credits
+    generation.completed_at = utcnow()
+    _mark(generation, "COMPLETED")
+    with atomic(keep=(generation,)):
+        db.session.flush()  # the compare-and-set on the status first: it decides before credits move
+        if generation.hold_id is not None:
+            ledger.settle(generation.hold_id, credits, _system_actor(generation),
+                          description=f"{generation.kind} {generation.model}")
+        if generation.results:
+            storage.confirm(generation.tenant_id, generation.id)
+        usage.record(generation, status="success", credits=credits, input_tokens=measured.input_tokens,
+                     output_tokens=measured.output_tokens, seconds=measured.seconds,
+                     quantity=measured.images or measured.characters, latency_ms=generation.upstream_ms)
+        key_id = generation.idempotency_key_id
+        record = db.session.get(IdempotencyKey, key_id) if key_id else None
+        if record is not None:
+            idempotency.finish(record, {"generation_id": str(generation.id)})
+    return generation
+
+
 def run(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Generation:
     """Start and finish a generation in this request; a replayed key returns the earlier one."""
     started = start(caller, kind, params, idempotency_key=idempotency_key, generating=True)
     if isinstance(started, Replay):
         return started.generation
     return execute(started)
+
+
+def run_streamed(caller: Caller, kind: str, params: dict, *,
+                 idempotency_key: str | None = None) -> Generation | Streaming:
+    """Like run(), for a client that streams. A gateway that streams answers a Streaming, whose
+    chunks the caller relays as they arrive; one that answers whole (the deployed gateway) finishes here.
+    A refusal or failure before the first chunk raises, as run() does."""
+    started = start(caller, kind, params, idempotency_key=idempotency_key, generating=True)
+    if isinstance(started, Replay):
+        return started.generation
+    with _failing(started):
+        began = time.monotonic()
+        opened = _call(started, stream=True)
+        if isinstance(opened, gateway.Answer):
+            return _finish(started, opened, began)
+    return Streaming(started, opened, began)
+
+
+class Streaming:
+    """A generation whose gateway streams. Relay `chunks()`, then `finish()` settles for what was
+    generated; `close()` must follow in every case (a `finally`): if the relay stopped early (the client
+    left), it hangs up on the gateway and settles for what had arrived. The hold is resolved exactly once."""
+
+    def __init__(self, started: Started, stream: gateway.Stream, began: float) -> None:
+        self.started, self.stream, self.began = started, stream, began
+        self.generation = started.generation
+        self.assembly = kinds.kind_of(self.generation.kind).Assembly()
+        self.resolved = False
+
+    def chunks(self) -> Iterator[dict]:
+        try:
+            with _failing(self.started):
+                for chunk in self.stream.chunks():
+                    self.assembly.add(chunk)
+                    yield chunk
+                if not self.assembly.finished:
+                    raise gateway.UpstreamFailed("The AI gateway's stream ended before the answer did.")
+        except Exception:
+            self.resolved = True  # fail() released the hold
+            raise
+
+    def finish(self) -> Generation:
+        self.resolved = True
+        with _failing(self.started):
+            return _finish(self._reloaded(), self._answer(), self.began)
+
+    def close(self) -> None:
+        if self.resolved:
+            return
+        self.resolved = True
+        self.stream.close()
+        try:
+            with _failing(self.started):
+                _finish(self._reloaded(), self._answer(), self.began)
+        except Exception:  # recorded by fail(); the client who would see it has gone
+            log.warning("generation %s: settling after the client left failed", self.generation.id)
+
+    def _reloaded(self) -> Started:
+        """The chunks are relayed after the request's session was closed (the view returned), so the
+        generation is read again into the session the relay runs in before it is settled."""
+        self.started.generation = self.generation = db.session.get(Generation, self.generation.id,
+                                                                   populate_existing=True)
+        return self.started
+
+    def _answer(self) -> gateway.Answer:
+        return gateway.Answer(self.stream.target, self.assembly.body(), int((time.monotonic() - self.began) * 1000))
 
 
 def run_in_background(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Generation:

@@ -7,6 +7,7 @@ serves, so "it received nothing" is read from its own log, not inferred from our
 """
 from __future__ import annotations
 
+import json
 import random
 import re
 import socket
@@ -117,6 +118,39 @@ def test_chat_times_out_too(client, acme):
     response = client.post("/api/v1/chat/completions", headers=key_headers(acme),
                            json={"model": CHAT, "messages": [{"role": "user", "content": "hi [sandbox:timeout]"}]})
     assert_error(response, 504, "upstream_timeout")
+    assert_nothing_charged(acme, "upstream_timeout")
+
+
+def streamed_chat(client, created, content: str):
+    return client.post("/api/v1/chat/completions", headers=key_headers(created),
+                       json={"model": CHAT, "stream": True, "stream_options": {"include_usage": True},
+                             "messages": [{"role": "user", "content": content}]})
+
+
+def test_a_streaming_gateway_is_passed_through_as_its_events_arrive(client, acme):
+    began = time.monotonic()
+    response = streamed_chat(client, acme, "a question long enough to come in many pieces [sandbox:slow=1.5]")
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    first = time.monotonic() - began  # the test client has read the first event when it returns
+    body = b"".join(response.response).decode()
+    assert first < (time.monotonic() - began) / 2
+    events = [line[len("data: "):] for line in body.split("\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]" and json.loads(events[-2])["usage"]["total_tokens"] > 0
+    generation = db.session.scalar(sa.select(Generation))
+    assert generation.status == "COMPLETED" and generation.credits_charged > 0
+    assert ledger.account(acme.tenant.id).balance == 1000 - generation.credits_charged
+
+
+def test_a_stream_that_outlasts_the_read_timeout_ends_in_a_timeout_and_charges_nothing(client, acme):
+    response = streamed_chat(client, acme, "a question long enough to come in many pieces [sandbox:slow=4]")
+    assert response.status_code == 200  # each event came in time; the whole answer did not
+    last = response.get_data(as_text=True).strip().split("\n")[-1]
+    assert json.loads(last[len("data: "):])["error"]["code"] == "upstream_timeout"
+    assert_nothing_charged(acme, "upstream_timeout")
+
+
+def test_a_streamed_chat_the_gateway_never_answers_is_a_504_before_any_event(client, acme):
+    assert_error(streamed_chat(client, acme, "hi [sandbox:timeout]"), 504, "upstream_timeout")
     assert_nothing_charged(acme, "upstream_timeout")
 
 

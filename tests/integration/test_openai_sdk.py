@@ -5,14 +5,19 @@ gateway, so no other process is involved. Every test ends with a sound ledger.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import json
 import wave
+from typing import Literal
 
+import jsonschema
 import openai
 import pytest
 import requests
-from openai import OpenAI
+from openai import AsyncOpenAI, OpenAI
+from pydantic import BaseModel
 
 from app.billing import accounts as billing
 from app.billing import ledger
@@ -125,6 +130,87 @@ def test_a_retried_request_with_its_idempotency_key_is_charged_once(oai, acme):
     again = oai.images.generate(model=IMAGE, prompt="one fox", extra_headers=headers)
     assert first.model_extra["generation_id"] == again.model_extra["generation_id"]
     assert credits(acme) == (980, 0)
+
+
+# --- tools and structured output (what LangChain's bind_tools / with_structured_output send) ---------
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                                                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                                                    "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+                   "required": ["city", "unit", "days"], "additionalProperties": False}}}
+QUESTION = [{"role": "user", "content": "What is the weather in Paris this week?"}]
+
+
+class Forecast(BaseModel):
+    city: str
+    unit: Literal["celsius", "fahrenheit"]
+    highs: list[int]
+    rain: bool | None
+
+
+def charged_for(usage) -> int:
+    return -(-(usage.prompt_tokens * 2 + usage.completion_tokens * 8) // 1000)
+
+
+def test_tool_calling_round_trip_with_the_sdk(oai, acme):
+    first = oai.chat.completions.create(model=CHAT, messages=QUESTION, tools=[WEATHER], tool_choice="auto",
+                                        parallel_tool_calls=False, seed=7, temperature=0)
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    jsonschema.validate(json.loads(call.function.arguments), WEATHER["function"]["parameters"])
+    answer = oai.chat.completions.create(model=CHAT, tools=[WEATHER], messages=[
+        *QUESTION, choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": '{"highs": [21, 23]}'}])
+    assert answer.choices[0].finish_reason == "stop" and answer.choices[0].message.content
+    assert credits(acme) == (1000 - charged_for(first.usage) - charged_for(answer.usage), 0)
+
+
+def test_structured_output_parses_into_the_model_with_the_sdk(oai, acme):
+    completion = oai.chat.completions.parse(model=CHAT, messages=QUESTION, response_format=Forecast)
+    forecast = completion.choices[0].message.parsed
+    assert isinstance(forecast, Forecast) and forecast.unit == "celsius" and forecast.highs
+    assert credits(acme) == (1000 - charged_for(completion.usage), 0)
+
+
+def test_async_client_with_tools_structured_output_and_a_streamed_tool_call(live_server, acme):
+    async def scenario():
+        client = AsyncOpenAI(base_url=f"{live_server}/api/v1", api_key=acme.api_key_plaintext, max_retries=0,
+                             timeout=30)
+        called = await client.chat.completions.create(model=CHAT, messages=QUESTION, tools=[WEATHER],
+                                                      tool_choice={"type": "function",
+                                                                   "function": {"name": "get_weather"}})
+        parsed = await client.chat.completions.parse(model=CHAT, messages=QUESTION, response_format=Forecast,
+                                                     presence_penalty=0.1, frequency_penalty=0.1,
+                                                     metadata={"app": "tests"}, store=False)
+        async with client.chat.completions.stream(model=CHAT, messages=QUESTION, tools=[WEATHER]) as stream:
+            async for _ in stream:
+                pass
+            streamed = await stream.get_final_completion()
+        await client.close()
+        return called, parsed, streamed
+
+    called, parsed, streamed = asyncio.run(scenario())
+    call = called.choices[0].message.tool_calls[0]
+    jsonschema.validate(json.loads(call.function.arguments), WEATHER["function"]["parameters"])
+    assert isinstance(parsed.choices[0].message.parsed, Forecast)
+    streamed_call = streamed.choices[0].message.tool_calls[0]
+    assert (streamed_call.id, streamed_call.function.arguments) == (call.id, call.function.arguments)
+    assert streamed.choices[0].finish_reason == "tool_calls"
+    spent = charged_for(called.usage) + charged_for(parsed.usage)
+    balance, held = credits(acme)
+    assert held == 0 and balance < 1000 - spent  # the stream was charged too
+
+
+def test_a_stream_the_gateway_breaks_off_raises_in_the_sdk_and_charges_nothing(oai, acme):
+    with pytest.raises(openai.APIError, match="ended before the answer did"):
+        for _ in oai.chat.completions.create(model=CHAT, stream=True, messages=[
+                {"role": "user", "content": "a long question to cut short [sandbox:stream_cut]"}]):
+            pass
+    assert credits(acme) == (1000, 0)
 
 
 # --- errors: the SDK raises the exception a client branches on --------------------------------------
