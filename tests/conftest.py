@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from flask.globals import app_ctx
 from flask.testing import FlaskClient
+from hypothesis.configuration import set_hypothesis_home_dir
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -98,6 +99,12 @@ def _create_postgres_database(server_url: str) -> tuple[str, callable]:
         admin_engine.dispose()
 
     return url, drop
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hypothesis_home(tmp_path_factory):
+    """Hypothesis keeps its example database and caches in this run's temporary folder, not in the checkout."""
+    set_hypothesis_home_dir(tmp_path_factory.mktemp("hypothesis"))
 
 
 @pytest.fixture(scope="session")
