@@ -93,12 +93,19 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_request_hooks(app: Flask) -> None:
+    from app.api.errors import wants_json_errors
+    from app.core import text
+
     def assign_request_id():
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else uuid.uuid4().hex
 
-    # First of all hooks: an error raised by an earlier one (CSRF, say) must still carry the id.
-    app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
+    def refuse_nul_characters():
+        text.refuse_nul(request, json_body=wants_json_errors())
+
+    # First of all hooks: an error raised by an earlier one (CSRF, say) must still carry the id. Then no
+    # U+0000 gets past the edge, whoever is calling.
+    app.before_request_funcs.setdefault(None, [])[:0] = [assign_request_id, refuse_nul_characters]
 
     @app.after_request
     def tag_response(response):

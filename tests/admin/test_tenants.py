@@ -58,6 +58,15 @@ def test_an_invalid_tenant_comes_back_as_the_form_with_the_field_error(dashboard
     assert "Acme" not in text_of(dashboard.get("/admin/tenants"))
 
 
+def test_a_nul_character_in_a_form_or_a_search_is_refused_not_a_server_error(dashboard):
+    """PostgreSQL cannot store U+0000; the dashboard refuses it like the API does, before any service runs."""
+    response = dashboard.post("/admin/tenants/new", {"name": "Acme\u0000", "max_seats": "3"})
+    assert response.status_code == 400 and "NUL" in text_of(response)
+    response = dashboard.get("/admin/tenants?q=Acme%00", htmx=True)
+    assert response.status_code == 400 and "NUL" in text_of(response)
+    assert "Acme" not in text_of(dashboard.get("/admin/tenants"))
+
+
 def test_tenant_list_searches_and_pages_with_a_fragment_for_htmx(dashboard, make):
     for n in range(23):
         make.tenant(f"Studio {n:02d}")
