@@ -1,11 +1,16 @@
 """The unit of work, and the one way code commits: `with atomic():` (or `@atomic()` on a service
 function) is one database transaction. It commits when the outermost block ends and rolls back when
-an exception leaves it; blocks nested inside it join the outer transaction."""
+an exception leaves it; blocks nested inside it join the outer transaction. `on_commit` runs
+something once that transaction has committed (enqueueing a job that reads what it wrote)."""
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from app.extensions import db
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -15,16 +20,45 @@ def atomic(*, keep=()):
     session = db.session()
     depth = session.info.get("atomic_depth", 0)
     session.info["atomic_depth"] = depth + 1
+    if depth == 0:
+        session.info["on_commit"] = []  # what a transaction rolled back outside atomic() left is void
     try:
         yield
         if depth == 0:
             _commit(session, keep)
     except BaseException:
         if depth == 0:
+            session.info["on_commit"] = []
             session.rollback()
         raise
     finally:
         session.info["atomic_depth"] = depth
+    if depth == 0:
+        _run_on_commit(session)
+
+
+def on_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` after the outermost atomic() block commits, never if it rolls back; at once
+    outside a transaction. A callback that fails is logged: the commit has happened, so it must not
+    undo or hide it (whatever it did must also be reached another way, such as a periodic sweep)."""
+    session = db.session()
+    if session.info.get("atomic_depth", 0) == 0:
+        _run(callback)
+    else:
+        session.info.setdefault("on_commit", []).append(callback)
+
+
+def _run_on_commit(session) -> None:
+    callbacks, session.info["on_commit"] = session.info.get("on_commit", []), []
+    for callback in callbacks:
+        _run(callback)
+
+
+def _run(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        log.exception("an after-commit step failed; its periodic sweep will catch up")
 
 
 def _commit(session, keep) -> None:

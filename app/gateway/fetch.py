@@ -20,6 +20,8 @@ import ipaddress
 import logging
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -90,6 +92,13 @@ def allowed_origins() -> frozenset[Origin]:
     for target in gateway.active_targets():
         urls += [target.base_url, target.files_origin]
     return frozenset(origin for origin in map(url_origin, filter(None, urls)) if origin is not None)
+
+
+def configured_origins() -> frozenset[Origin]:
+    """FETCH_ALLOWLIST alone: for URLs a tenant chooses (webhooks), which must never reach the gateways'
+    own origins just because result downloads may."""
+    urls = current_app.config.get("FETCH_ALLOWLIST", ())
+    return frozenset(origin for origin in map(url_origin, urls) if origin is not None)
 
 
 def is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -182,6 +191,24 @@ def _new_session() -> requests.Session:
 _session = _new_session()
 
 
+def guarded_session() -> requests.Session:
+    """A session of its own for another caller (webhook delivery) whose every connection goes only to
+    an address vetted at connect time; send through it inside `allowing(...)`, and never follow a
+    redirect with it (pass allow_redirects=False, or check each hop with check_url)."""
+    return _new_session()
+
+
+@contextmanager
+def allowing(allowed: frozenset[Origin]) -> Iterator[None]:
+    """Connections made in this block through a guarded session skip the address check only for
+    `allowed` origins; outside any such block they are refused for every private address."""
+    token = _allowed_origins.set(allowed)
+    try:
+        yield
+    finally:
+        _allowed_origins.reset(token)
+
+
 # --- content types ----------------------------------------------------------------------------------
 
 def _media_type(header: str | None) -> str:
@@ -243,6 +270,12 @@ def fetch_result(url: str, *, kind: str, session: requests.Session | None = None
         raise ResultRefused(f"Refused to download the result: more than {MAX_REDIRECTS} redirects.")
     finally:
         _allowed_origins.reset(token)
+
+
+def check_url(url: str, allowed: frozenset[Origin]) -> tuple[str, int]:
+    """An http(s) URL whose host's addresses are all public (or whose origin is in `allowed`): its host
+    and port. Raises ResultRefused; callers other than the download say it in their own words."""
+    return _check_url(url, allowed)
 
 
 def _check_url(url: str, allowed: frozenset[Origin]) -> tuple[str, int]:

@@ -67,7 +67,17 @@ def queues() -> Queues:
 def enqueue(name: str, **arguments) -> None:
     """Ask for `name` to run with these (JSON-plain) arguments. The caller has committed the rows the
     job will read: the database, not the queue, is the source of truth."""
+    queues().tasks[_job(name).queue](name, arguments)
+
+
+def enqueue_in(seconds: float, name: str, **arguments) -> None:
+    """As enqueue, to run no sooner than `seconds` from now (the worker holds it until then; with
+    JOBS_QUEUE=immediate it never runs, so what it does must also be reached by a periodic sweep)."""
+    queues().tasks[_job(name).queue].schedule(args=(name, arguments), delay=seconds)
+
+
+def _job(name: str):
     job = JOBS.get(name)
     if job is None:
         raise LookupError(f"no job named {name!r}")
-    queues().tasks[job.queue](name, arguments)
+    return job

@@ -27,6 +27,8 @@ JOBS: dict[str, Job] = {
     "holds.expire": Job("short", "app.generation.sweep:sweep"),
     "idempotency.purge": Job("short", "app.billing.idempotency:purge_expired"),
     "storage.sweep": Job("short", "app.storage.service:sweep_unconfirmed"),
+    "webhooks.deliver": Job("short", "app.webhooks.deliveries:deliver"),
+    "webhooks.retry": Job("short", "app.webhooks.deliveries:retry_due"),
 }
 
 # Periodic jobs and their crontab fields (minute, hour); each is also a `flask` command for cron.
@@ -35,6 +37,7 @@ SCHEDULE: dict[str, dict[str, str]] = {
     "holds.expire": {"minute": "*"},
     "idempotency.purge": {"minute": "17"},
     "storage.sweep": {"minute": "*/10"},
+    "webhooks.retry": {"minute": "*"},
 }
 
 
