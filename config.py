@@ -243,6 +243,22 @@ def _storage_settings(env: Mapping[str, str], instance_path: Path) -> dict:
     }
 
 
+def _webhook_settings(env: Mapping[str, str], environment: str) -> dict:
+    """Outgoing webhooks, and the public address their links to stored results are built on."""
+    base = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/")
+    if not base:
+        if environment == "production":
+            raise ConfigError("PUBLIC_BASE_URL is not set (where clients reach this server, "
+                              "e.g. https://api.example.com)")
+        base = "http://127.0.0.1:5000"
+    if not base.startswith(("http://", "https://")):
+        raise ConfigError(f"PUBLIC_BASE_URL must be an http(s):// URL, got {base!r}")
+    return {
+        "PUBLIC_BASE_URL": base,
+        "WEBHOOK_TIMEOUT_SECONDS": _int(env, "WEBHOOK_TIMEOUT_SECONDS", 10, 1, 60),
+    }
+
+
 JOB_QUEUES = ("sqlite", "redis", "immediate")
 
 
@@ -316,5 +332,6 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path 
         **_gateway_settings(env, environment),
         **_storage_settings(env, instance_path),
         **_job_settings(env, instance_path, redis_url),
+        **_webhook_settings(env, environment),
         "DEMO_SEED": _bool(env, "DEMO_SEED", environment == "development"),
     }

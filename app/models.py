@@ -10,6 +10,7 @@ from app.identity.models import (COUNTER_KINDS, KEY_MODES, KEY_SCOPES, OSS_MODES
                                  AuditLog, LoginFailureCount, PlatformAdmin, RefreshToken, Tenant, TenantDevice,
                                  TenantUser, UserSession)
 from app.storage.models import FILE_STATUSES, StoredFile
+from app.webhooks.models import DELIVERY_STATUSES, EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ENTRY_TYPES", "HOLD_STATUSES", "CreditHold", "IdempotencyKey", "LedgerEntry", "PlatformSetting",
@@ -19,4 +20,5 @@ __all__ = [
     "LoginFailureCount", "PlatformAdmin", "RefreshToken", "Tenant", "TenantDevice", "TenantUser", "UserSession",
     "GENERATION_STATUSES", "Gateway", "GatewayCircuit", "Generation", "UsageDaily", "UsageRecord",
     "FILE_STATUSES", "StoredFile",
+    "DELIVERY_STATUSES", "EVENT_TYPES", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint",
 ]

@@ -285,3 +285,13 @@ def assert_error(response, status: int, code: str | None = None):
     if code is not None:
         assert error["code"] == code, error
     return error
+
+
+@pytest.fixture
+def receiver(app):
+    """A tenant's app on 127.0.0.1, allowlisted for webhook delivery (FETCH_ALLOWLIST takes hosts today;
+    with origin-based allowlisting this becomes the receiver's origin)."""
+    from tests.receiver import Receiver
+    app.config["FETCH_ALLOWLIST"] = ("127.0.0.1",)
+    with Receiver() as running:
+        yield running

@@ -4,6 +4,7 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from app.api import auth, billing, catalog, docs, generation, identity  # noqa: E402,F401  (routes register themselves)
+# The routes register themselves.
+from app.api import auth, billing, catalog, docs, generation, identity, webhooks  # noqa: E402,F401
 
 bp.before_request(auth.load_principal)

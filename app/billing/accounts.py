@@ -21,6 +21,7 @@ from app.identity import audit, tenants
 from app.identity.audit import Actor
 from app.identity.models import Tenant
 from app.identity.tenants import get_tenant
+from app.webhooks import check_low_credits
 
 SEAT_PRICE = "seat_price_credits"
 
@@ -47,6 +48,7 @@ def recharge(tenant_id, amount: int, actor: Actor, *, description: str | None = 
         entry = ledger.credit(tenant.id, "RECHARGE", amount, actor, description=description)
         audit.record(actor, "credits.recharge", target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
                      changes={"amount": amount, "description": description, "entry_id": str(entry.id)})
+        check_low_credits(tenant.id)  # back above the threshold: the next fall alerts again
         account = ledger.account(tenant.id)
         return {"entry_id": str(entry.id), "balance": account.balance, "held": account.held}
 
@@ -77,6 +79,7 @@ def adjust(tenant_id, amount: int, reason: str, actor: Actor) -> Movement:
                                "are available.", code="adjustment_exceeds_available", param="amount") from None
     audit.record(actor, "credits.adjust", target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
                  changes={"amount": amount, "reason": reason, "entry_id": str(entry.id)})
+    check_low_credits(tenant.id)
     return Movement(entry, ledger.account(tenant.id))
 
 
@@ -129,6 +132,7 @@ def purchase_seats(tenant_id: uuid.UUID, count: int, actor: Actor) -> SeatPurcha
         raise InvalidInput(f"A tenant can have at most {tenants.MAX_SEATS_LIMIT:,} seats.", param="count")
     audit.record(actor, "seats.purchase", target_type="tenant", target_id=tenant_id, tenant_id=tenant_id,
                  changes={"count": count, "price": price, "max_seats": max_seats})
+    check_low_credits(tenant_id)
     return SeatPurchase(ledger.account(tenant_id), max_seats, total, entry)
 
 

@@ -63,7 +63,6 @@ def demo_seed():
         f"Tenant             {DEMO_TENANT} ({created.tenant.id}), {DEMO_CREDITS:,} credits",
         f"  live API key     {created.api_key_plaintext}",
         f"  test API key     {test_raw}",
-        f"  api secret       {created.api_secret}",
         f"  tenant admin     demo-admin / {password['tenant_admin']}",
         f"  member           alice / {password['alice']}",
         f"  member           bob / {password['bob']}",

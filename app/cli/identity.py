@@ -106,7 +106,7 @@ def tenants_cli():
 @click.option("--admin-username")
 @click.option("--admin-password")
 @click.option("--no-device-binding", is_flag=True, help="Let members log in without a device id.")
-@click.option("--json", "as_json", is_flag=True, help="Print the tenant, key and secret as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tenant and key as JSON.")
 def tenants_create(name, seats, contact_email, admin_username, admin_password, no_device_binding, as_json):
     try:
         created = tenants.create_tenant(CLI, name=name, max_seats=seats, contact_email=contact_email,
@@ -115,14 +115,12 @@ def tenants_create(name, seats, contact_email, admin_username, admin_password, n
     except DomainError as error:
         fail(error)
     payload = {"tenant": dump(TenantOut, created.tenant),
-               "api_key": {**dump(ApiKeyOut, created.api_key), "key": created.api_key_plaintext},
-               "api_secret": created.api_secret}
+               "api_key": {**dump(ApiKeyOut, created.api_key), "key": created.api_key_plaintext}}
     if as_json:
         click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(f"Tenant {created.tenant.name} ({created.tenant.id})")
-        click.echo(f"API key (shown once):    {created.api_key_plaintext}")
-        click.echo(f"API secret (shown once): {created.api_secret}")
+        click.echo(f"API key (shown once): {created.api_key_plaintext}")
 
 
 @click.group("keys", help="API key housekeeping.")

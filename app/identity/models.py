@@ -29,6 +29,7 @@ class Tenant(IdMixin, TimestampMixin, Base):
         # The ledger's invariants, enforced by the database itself (docs/architecture.md, "Credits ledger").
         sa.CheckConstraint("held >= 0", name="held_non_negative"),
         sa.CheckConstraint("balance - held >= 0", name="available_non_negative"),
+        sa.CheckConstraint("low_credits_threshold >= 0", name="low_credits_threshold_non_negative"),
     )
 
     name: Mapped[str] = mapped_column(sa.String(120))
@@ -46,8 +47,10 @@ class Tenant(IdMixin, TimestampMixin, Base):
     # Credits: spendable = balance - held. Changed only by app/billing/ledger.py, in SQL.
     balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     held: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    # AES-GCM ciphertext of the webhook signing secret; the plaintext is shown once.
-    api_secret_encrypted: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    # credits.low fires when available credits fall below this (None: never); low_credits_notified_at is
+    # set when it fires and cleared when credits are back at or above it, so it fires once per crossing.
+    low_credits_threshold: Mapped[int | None] = mapped_column(sa.BigInteger)
+    low_credits_notified_at: Mapped[datetime | None]
 
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="tenant", cascade="all, delete-orphan")
 

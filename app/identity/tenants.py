@@ -1,11 +1,10 @@
-"""Tenants: create (with first key, secret and optional admin), change, list."""
+"""Tenants: create (with first key and optional admin), change, list."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from app.core.crypto import encrypt, random_token
 from app.core.errors import InvalidInput
 from app.core.lookup import get_or_404
 from app.core.transaction import atomic
@@ -19,7 +18,6 @@ from app.identity.users import add_user, end_tenant_sessions
 EDITABLE = ("name", "contact_name", "contact_phone", "contact_email", "is_active", "max_seats",
             "enabled_models", "oss_mode", "storage_quota_bytes", "require_device")
 MAX_SEATS_LIMIT = 100_000
-API_SECRET_CONTEXT = "tenant.api_secret"
 
 
 @dataclass
@@ -27,7 +25,6 @@ class CreatedTenant:
     tenant: Tenant
     api_key: ApiKey
     api_key_plaintext: str  # shown once
-    api_secret: str         # shown once
     admin: TenantUser | None
 
 
@@ -59,9 +56,7 @@ def create_tenant(actor: Actor, *, name: str, contact_name: str | None = None, c
                      "contact_email": contact_email, "max_seats": max_seats})
     if bool(admin_username) != bool(admin_password):
         raise InvalidInput("Give both admin_username and admin_password, or neither.", param="admin_username")
-    api_secret = "ws_" + random_token(40)
-    tenant = Tenant(**fields, require_device=require_device,
-                    api_secret_encrypted=encrypt(api_secret, context=API_SECRET_CONTEXT))
+    tenant = Tenant(**fields, require_device=require_device)
     db.session.add(tenant)
     db.session.flush()
     audit.record(actor, "tenant.create", target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
@@ -70,7 +65,7 @@ def create_tenant(actor: Actor, *, name: str, contact_name: str | None = None, c
     admin = None
     if admin_username:
         admin = add_user(tenant, actor, username=admin_username, password=admin_password, role="admin")
-    return CreatedTenant(tenant, key, raw_key, api_secret, admin)
+    return CreatedTenant(tenant, key, raw_key, admin)
 
 
 @atomic()

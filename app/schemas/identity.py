@@ -32,6 +32,8 @@ class TenantOut(TenantSummaryOut):
     oss_mode: str
     storage_used_bytes: int
     storage_quota_bytes: int | None
+    low_credits_threshold: int | None = Field(description="credits.low fires when available credits fall "
+                                                          "below this; null: never")
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -178,7 +180,6 @@ class TenantPageOut(ListOf):
 class TenantCreatedOut(Out):
     tenant: TenantOut
     api_key: ApiKeyCreatedOut
-    api_secret: str = Field(description="Signs webhooks. Shown only in this response: store it now.")
     admin: UserOut | None
 
 

@@ -42,7 +42,7 @@ def test_sign_in_then_create_a_tenant_and_copy_its_key(page, root, client):
 
     page.get_by_label("Max seats").fill("3")
     page.get_by_role("button", name="Create tenant").click()
-    expect(page.get_by_text("Copy these now — they will not be shown again.")).to_be_visible()
+    expect(page.get_by_text("Copy this key now — it will not be shown again.")).to_be_visible()
     key = page.locator("#new-api-key").input_value()
     assert KEY.match(key)
     copy = page.locator("button[data-copy='#new-api-key']")
@@ -52,7 +52,7 @@ def test_sign_in_then_create_a_tenant_and_copy_its_key(page, root, client):
     page.screenshot(path="/tmp/admin-tenant-created.png", full_page=True)
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 200
 
-    page.get_by_role("button", name="I have saved them — open the tenant").click()
+    page.get_by_role("button", name="I have saved it — open the tenant").click()
     expect(page.get_by_role("heading", name="Acme Studio")).to_be_visible()
     assert key not in page.content()
 

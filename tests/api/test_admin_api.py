@@ -41,15 +41,15 @@ def login(client, api_key, username, password=PASSWORD, device_id="device-1"):
 
 # --- creating and reading tenants ----------------------------------------------------------------------
 
-def test_create_tenant_shows_key_and_secret_once_and_the_key_works(client, headers):
+def test_create_tenant_shows_its_key_once_and_the_key_works(client, headers):
     body = create_tenant(client, headers, name="Acme", contact_name="Ann", contact_email="ann@acme.test",
                          max_seats=3, require_device=False, admin_username="acme-admin", admin_password=PASSWORD)
-    tenant, key, secret = body["tenant"], body["api_key"], body["api_secret"]
+    tenant, key = body["tenant"], body["api_key"]
     assert tenant["name"] == "Acme" and tenant["max_seats"] == 3 and tenant["require_device"] is False
     assert tenant["contact_email"] == "ann@acme.test" and tenant["is_active"] is True
     assert key["key"].startswith("wk_live_") and len(key["key"]) == len("wk_live_") + 32
     assert key["key"].startswith(key["prefix"]) and key["status"] == "active" and key["mode"] == "live"
-    assert secret.startswith("ws_") and len(secret) > 20
+    assert "api_secret" not in body  # it signed nothing; webhooks are signed per endpoint
     assert body["admin"]["username"] == "acme-admin" and body["admin"]["role"] == "admin"
 
     me = client.get("/api/v1/me", headers=bearer(key["key"]))
@@ -60,7 +60,7 @@ def test_create_tenant_shows_key_and_secret_once_and_the_key_works(client, heade
         later = client.get(path, headers=headers)
         assert later.status_code == 200
         text = later.get_data(as_text=True)
-        assert secret not in text and key["key"] not in text and "api_secret" not in text
+        assert key["key"] not in text and "api_secret" not in text
 
 
 def test_create_tenant_without_admin_uses_defaults(client, headers):
@@ -438,6 +438,6 @@ def test_changes_are_audited_with_actor_and_ip_and_no_secrets(client, admin, mak
     assert by_action["user.update"].changes["password"] == "changed"
 
     recorded = json.dumps([e.changes for e in db.session.scalars(sa.select(AuditLog))])
-    for secret in (body["api_key"]["key"], body["api_secret"], key["key"], raw_token, "boss-password-1",
+    for secret in (body["api_key"]["key"], key["key"], raw_token, "boss-password-1",
                    "ann-password-1", "ann-password-2"):
         assert secret not in recorded

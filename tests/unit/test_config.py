@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def production(**changes) -> dict:
     env = {**generate_secrets(), "WAULE_ENV": "production",
-           "DATABASE_URL": "postgresql://waule:pw@db.internal:5432/waule"}
+           "DATABASE_URL": "postgresql://waule:pw@db.internal:5432/waule", "PUBLIC_BASE_URL": "https://api.example.com"}
     env.update(changes)
     return {name: value for name, value in env.items() if value is not None}
 
@@ -104,6 +104,16 @@ def test_production_needs_a_database_url(tmp_path):
         load_config(env=production(DATABASE_URL=None), instance_path=tmp_path)
 
 
+def test_production_needs_a_public_base_url_for_the_links_webhooks_carry(tmp_path):
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
+        load_config(env=production(PUBLIC_BASE_URL=None), instance_path=tmp_path)
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL must be an http"):
+        load_config(env=production(PUBLIC_BASE_URL="api.example.com"), instance_path=tmp_path)
+    config = load_config(env=production(PUBLIC_BASE_URL="https://api.example.com/"), instance_path=tmp_path)
+    assert config["PUBLIC_BASE_URL"] == "https://api.example.com"
+    assert config["WEBHOOK_TIMEOUT_SECONDS"] == 10
+
+
 @pytest.mark.parametrize("url", ["postgres://u:p@db:5432/waule", "postgresql://u:p@db:5432/waule",
                                  "postgresql+psycopg2://u:p@db:5432/waule"])
 def test_postgres_urls_normalise_to_psycopg2(tmp_path, url):
@@ -159,7 +169,8 @@ def test_flask_secrets_generate_output_is_accepted_in_production(runner, tmp_pat
     assert result.exit_code == 0, result.output
     generated = dict(line.split("=", 1) for line in result.output.strip().splitlines())
     assert set(generated) == set(SECRET_NAMES)
-    env = {**generated, "WAULE_ENV": "production", "DATABASE_URL": "postgres://u@db/waule"}
+    env = {**generated, "WAULE_ENV": "production", "DATABASE_URL": "postgres://u@db/waule",
+           "PUBLIC_BASE_URL": "https://api.example.com"}
     config = load_config(env=env, instance_path=tmp_path)
     assert config["SECRET_KEY"] == generated["SECRET_KEY"]
     again = dict(line.split("=", 1) for line in runner.invoke(args=["secrets", "generate"]).output.splitlines())

@@ -13,14 +13,13 @@ from app.schemas.identity import (ApiKeyCreatedOut, ApiKeyCreateIn, ApiKeyListOu
 
 
 @api_bp.post("/tenants")
-@endpoint("Create a tenant with its first live key and api_secret (both shown once)", body=TenantCreateIn,
+@endpoint("Create a tenant with its first live key (shown once)", body=TenantCreateIn,
           response=TenantCreatedOut, status=201, errors=(401, 409), tags=TAGS)
 def create_tenant(body: TenantCreateIn):
     created = tenants.create_tenant(admin_actor(), **body.model_dump())
     return jsonify(dump(TenantCreatedOut, {
         "tenant": created.tenant,
         "api_key": {**dump(ApiKeyOut, created.api_key), "key": created.api_key_plaintext},
-        "api_secret": created.api_secret,
         "admin": created.admin,
     })), 201
 
