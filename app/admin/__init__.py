@@ -21,6 +21,7 @@ from app.admin import (  # noqa: E402,F401
                        sign_in,
                        tenant_credits,
                        tenant_usage,
+                       tenant_webhooks,
                        tenants,
 )
 from app.admin.api import api_bp  # noqa: E402,F401

@@ -19,6 +19,9 @@ from app.core.errors import InvalidInput
 from app.generation import usage
 from app.identity import api_keys, devices, users
 from app.identity.models import KEY_MODES, KEY_SCOPES, USER_ROLES
+from app.webhooks import deliveries as webhook_deliveries
+from app.webhooks import endpoints as webhook_endpoints
+from app.webhooks.models import EVENT_TYPES
 
 
 def info_section(tenant, **extra):
@@ -94,6 +97,20 @@ def usage_section(tenant, *, usage_values=None, **extra):
             "chart": usage_chart(report["days"]) if report else None, "usage_periods": periods, **extra}
 
 
+RECENT_DELIVERIES = 20
+
+
+def webhook_form() -> Form:
+    return Form([("events", event) for event in EVENT_TYPES])
+
+
+def webhooks_section(tenant, **extra):
+    return {"tenant": tenant, "webhook_endpoints": webhook_endpoints.list_endpoints(tenant.id),
+            "webhook_deliveries": webhook_deliveries.list_deliveries(tenant.id, limit=RECENT_DELIVERIES).deliveries,
+            "event_types": EVENT_TYPES, "webhook_form": webhook_form(), "threshold_form": Form(), "new_secret": None,
+            "webhook_notice": None, "webhook_error": None, "now": utcnow(), **extra}
+
+
 SECTIONS = {
     "info": ("admin/partials/tenant_info.html", info_section),
     "members": ("admin/partials/members.html", members_section),
@@ -101,6 +118,7 @@ SECTIONS = {
     "keys": ("admin/partials/keys.html", keys_section),
     "credits": ("admin/partials/tenant_credits.html", credits_section),
     "usage": ("admin/partials/tenant_usage.html", usage_section),
+    "webhooks": ("admin/partials/webhooks.html", webhooks_section),
 }
 
 
