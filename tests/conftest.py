@@ -289,9 +289,8 @@ def assert_error(response, status: int, code: str | None = None):
 
 @pytest.fixture
 def receiver(app):
-    """A tenant's app on 127.0.0.1, allowlisted for webhook delivery (FETCH_ALLOWLIST takes hosts today;
-    with origin-based allowlisting this becomes the receiver's origin)."""
+    """A tenant's app on 127.0.0.1, its origin (and no other port) allowlisted for webhook delivery."""
     from tests.receiver import Receiver
-    app.config["FETCH_ALLOWLIST"] = ("127.0.0.1",)
     with Receiver() as running:
+        app.config["FETCH_ALLOWLIST"] = (f"http://127.0.0.1:{running.port}",)
         yield running

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 
 from app.core.db import utcnow
-from app.schemas import Body, ListOf, Out, Query
+from app.schemas import Body, ListOf, Out, Query, Timestamp
 from app.webhooks.events import MAX_THRESHOLD
 
 EventType = Literal["generation.completed", "generation.failed", "credits.low"]
@@ -23,11 +22,11 @@ class WebhookEndpointOut(Out):
     events: list[str]
     enabled: bool
     disabled_reason: str | None = Field(description="Why it is disabled: by whom, or the 410 it answered")
-    previous_secret_signs_until: datetime | None = Field(
+    previous_secret_signs_until: Timestamp | None = Field(
         validation_alias=AliasChoices("previous_until", "previous_secret_signs_until"),
         description="After a rotation, the old secret signs beside the new one until then")
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @field_validator("previous_secret_signs_until", mode="after")
     @classmethod
@@ -62,7 +61,7 @@ class WebhookEndpointListOut(ListOf):
 
 
 class WebhookAttemptOut(Out):
-    attempted_at: datetime
+    attempted_at: Timestamp
     status_code: int | None = Field(description="null when no answer came (see error)")
     latency_ms: int
     response_excerpt: str | None = Field(description="The first 1 KB of the answer")
@@ -75,9 +74,9 @@ class WebhookDeliveryOut(Out):
     message_id: str = Field(description="The webhook-id header, the same on every attempt")
     event_type: str
     status: Literal["PENDING", "SUCCEEDED", "FAILED", "DISABLED"]
-    next_attempt_at: datetime | None
-    finished_at: datetime | None
-    created_at: datetime
+    next_attempt_at: Timestamp | None
+    finished_at: Timestamp | None
+    created_at: Timestamp
     payload: dict = Field(validation_alias=AliasChoices("body", "payload"), description="The JSON body sent: type, timestamp and data")
     attempts: list[WebhookAttemptOut] = Field(validation_alias=AliasChoices("attempt_log", "attempts"),
                                               description="Oldest first")

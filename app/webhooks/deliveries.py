@@ -180,7 +180,7 @@ def send(url: str, message_id: str, body: str, secrets: list[str]) -> Outcome:
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "webhook-id": message_id,
                "webhook-timestamp": str(int(timestamp.timestamp())),
                "webhook-signature": signature(message_id, timestamp, body, secrets)}
-    allowed, timeout = fetch.configured_hosts(), current_app.config["WEBHOOK_TIMEOUT_SECONDS"]
+    allowed, timeout = fetch.configured_origins(), current_app.config["WEBHOOK_TIMEOUT_SECONDS"]
     began = time.monotonic()
 
     def took() -> int:

@@ -48,7 +48,7 @@ def new_secret() -> str:
 
 def check_url(url) -> str:
     """A URL we may deliver to: http(s), a host, no credentials, and only public addresses unless the
-    host is in FETCH_ALLOWLIST (the gateways' own hosts are not allowed here, as they are for results)."""
+    origin is in FETCH_ALLOWLIST (the gateways' own origins are not allowed here, as they are for results)."""
     url = (url or "").strip() if isinstance(url, str) else ""
     if not url:
         raise InvalidInput("url is required.", param="url")
@@ -65,7 +65,7 @@ def check_url(url) -> str:
         raise InvalidInput("url must not carry credentials; verify the webhook-signature header instead.",
                            param="url")
     try:
-        fetch.check_url(url, fetch.configured_hosts())
+        fetch.check_url(url, fetch.configured_origins())
     except fetch.ResultRefused:
         raise InvalidInput(f"Refused: {split.hostname} does not resolve to a public address (private, loopback "
                            "and internal addresses are not delivered to).", code="webhook_url_refused",

@@ -9,7 +9,7 @@ webhooks are now signed per endpoint. Its ciphertexts are not kept (a downgrade 
 empty).
 
 Revision ID: c5bda462d245
-Revises: 64ad5f69a2c4
+Revises: 15d9f5ed6052
 Create Date: 2026-11-30 20:25:12.599648
 
 """
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = 'c5bda462d245'
-down_revision = '64ad5f69a2c4'
+down_revision = '15d9f5ed6052'
 branch_labels = None
 depends_on = None
 

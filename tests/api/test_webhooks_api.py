@@ -22,7 +22,7 @@ URL = "http://127.0.0.1:9/hooks"  # allowlisted below; nothing is delivered in t
 
 @pytest.fixture(autouse=True)
 def allow_loopback(app):
-    app.config["FETCH_ALLOWLIST"] = ("127.0.0.1",)
+    app.config["FETCH_ALLOWLIST"] = ("http://127.0.0.1:9",)
 
 
 def admin_key(created) -> dict:

@@ -266,8 +266,8 @@ def test_a_finished_generation_is_sent_as_the_api_generation_object(app, client,
 
 
 def test_a_real_worker_process_delivers_and_retries(queued_app, make, worker, receiver):
-    queued_app.config["FETCH_ALLOWLIST"] = ("127.0.0.1",)
-    worker.env["FETCH_ALLOWLIST"] = "127.0.0.1"
+    queued_app.config["FETCH_ALLOWLIST"] = (f"http://127.0.0.1:{receiver.port}",)
+    worker.env["FETCH_ALLOWLIST"] = f"http://127.0.0.1:{receiver.port}"
     client = queued_app.test_client()
     admin = admin_key(make.funded_tenant("Acme"))
     receiver.answer((500, {}, b"not yet"))
