@@ -189,7 +189,7 @@ def _gateway_settings(env: Mapping[str, str], environment: str) -> dict:
             "image": _int(env, "WAULEAPI_TIMEOUT_IMAGE", 300, 1, 3600),
             "audio": _int(env, "WAULEAPI_TIMEOUT_AUDIO", 120, 1, 3600),
             "chat": _int(env, "WAULEAPI_TIMEOUT_CHAT", 300, 1, 3600),
-            "video": _int(env, "WAULEAPI_TIMEOUT_VIDEO", 1500, 1200, 7200),
+            "video": _int(env, "WAULEAPI_TIMEOUT_VIDEO", 1500, 1, 7200),
             "midjourney": _int(env, "WAULEAPI_TIMEOUT_MIDJOURNEY", 60, 1, 3600),
         },
         "SANDBOX_URL": sandbox_url,
@@ -256,6 +256,27 @@ def _webhook_settings(env: Mapping[str, str], environment: str) -> dict:
     return {
         "PUBLIC_BASE_URL": base,
         "WEBHOOK_TIMEOUT_SECONDS": _int(env, "WEBHOOK_TIMEOUT_SECONDS", 10, 1, 60),
+    }
+
+
+GENERATION_KINDS = ("image", "audio", "chat", "video", "midjourney")
+# Seconds a generation may run once its gateway call starts, and may wait in the queue before that.
+DEFAULT_DEADLINES = {"image": 420, "audio": 240, "chat": 420, "video": 1800, "midjourney": 600}
+DEFAULT_QUEUE_LIMITS = {"image": 600, "audio": 600, "chat": 600, "video": 3600, "midjourney": 3600}
+
+
+def _generation_settings(env: Mapping[str, str]) -> dict:
+    """Deadlines and queue limits per kind (down to a few seconds, for tests and small deployments),
+    the worker's lease, Midjourney polling and the per-tenant cap on long jobs."""
+    return {
+        "GENERATION_DEADLINES": {kind: _int(env, f"GENERATION_DEADLINE_{kind.upper()}", DEFAULT_DEADLINES[kind], 3,
+                                            86400) for kind in GENERATION_KINDS},
+        "GENERATION_QUEUE_LIMITS": {kind: _int(env, f"GENERATION_QUEUE_LIMIT_{kind.upper()}",
+                                               DEFAULT_QUEUE_LIMITS[kind], 3, 86400) for kind in GENERATION_KINDS},
+        "GENERATION_LEASE_SECONDS": _int(env, "GENERATION_LEASE_SECONDS", 60, 3, 3600),
+        "RECONCILE_PENDING_SECONDS": _int(env, "RECONCILE_PENDING_SECONDS", 60, 1, 86400),
+        "MIDJOURNEY_POLL_SECONDS": _int(env, "MIDJOURNEY_POLL_SECONDS", 5, 1, 300),
+        "MAX_ACTIVE_LONG_JOBS": _int(env, "MAX_ACTIVE_LONG_JOBS", 20, 1, 100_000),
     }
 
 
@@ -333,5 +354,6 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path 
         **_storage_settings(env, instance_path),
         **_job_settings(env, instance_path, redis_url),
         **_webhook_settings(env, environment),
+        **_generation_settings(env),
         "DEMO_SEED": _bool(env, "DEMO_SEED", environment == "development"),
     }

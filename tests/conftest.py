@@ -135,6 +135,7 @@ def test_env(database_url, tmp_path_factory) -> dict:
         "SANDBOX_TIMEOUT_CAP": "3",
         # Jobs run where they are enqueued; tests of the worker start a real one on a queue of their own.
         "JOBS_QUEUE": "immediate",
+        "MIDJOURNEY_POLL_SECONDS": "1",
     }
 
 

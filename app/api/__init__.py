@@ -5,6 +5,6 @@ from flask import Blueprint
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # The routes register themselves.
-from app.api import auth, billing, catalog, docs, generation, identity, webhooks  # noqa: E402,F401
+from app.api import auth, billing, catalog, docs, generation, identity, midjourney, videos, webhooks  # noqa: E402,F401
 
 bp.before_request(auth.load_principal)

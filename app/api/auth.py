@@ -3,6 +3,7 @@ into `g.principal`; every view is authenticated unless marked `@public` (deny by
 from __future__ import annotations
 
 import functools
+import uuid
 from dataclasses import dataclass
 
 from flask import current_app, g, request
@@ -11,6 +12,7 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import ExpiredSignatureError, InvalidTokenError
 
 from app.core.errors import Forbidden, Unauthenticated
+from app.generation.flow import Caller
 from app.identity.api_keys import find_usable_key, note_key_use
 from app.identity.audit import Actor
 from app.identity.models import ApiKey, Tenant, TenantUser, UserSession
@@ -98,6 +100,22 @@ def load_principal() -> None:
 
 def current_principal() -> Principal:
     return g.principal
+
+
+def generation_caller():
+    """The caller of a paid generation: refused without the `generate` scope."""
+
+    principal = current_principal()
+    if not principal.can_generate:
+        raise Forbidden("This API key has no 'generate' scope.", code="scope_required")
+    return Caller(principal.tenant, principal.user.id if principal.user else None,
+                  principal.api_key.id if principal.api_key else None, principal.mode == "test", principal.actor())
+
+
+def own_only() -> uuid.UUID | None:
+    """Whose generations the caller may see: a member only their own (their id); others the tenant's."""
+    principal = current_principal()
+    return principal.user.id if principal.kind == "member" else None
 
 
 def tenant_admin_required(view):

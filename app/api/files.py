@@ -4,9 +4,13 @@ Its own blueprint, outside /api/v1 and its JSON envelope: these URLs end up in <
 A bad or expired signature is 403, a missing object 404 (both raised by the service as domain errors)."""
 from __future__ import annotations
 
+import os
+from typing import BinaryIO
+
 from flask import Blueprint, request, send_file
 
 from app.storage import signing
+from app.storage.models import StoredFile
 
 bp = Blueprint("files", __name__)
 
@@ -14,13 +18,29 @@ bp = Blueprint("files", __name__)
 @bp.get("/files/<path:key>")
 def serve(key: str):
     signed = signing.open_signed(key, request.args.get("expires", ""), request.args.get("sig", ""))
-    response = send_file(signed.file, mimetype=signed.stored.content_type, download_name=key.rsplit("/", 1)[-1],
-                         conditional=False, etag=str(signed.stored.id), last_modified=signed.stored.created_at)
-    response.content_length = signed.size
-    response = response.make_conditional(request, accept_ranges=True, complete_length=signed.size)
-    response.headers["Cache-Control"] = f"private, max-age={signed.expires_in}"
+    return send_stored(signed.stored, signed.file, size=signed.size,
+                       cache_control=f"private, max-age={signed.expires_in}")
+
+
+def send_stored(stored: StoredFile, file: BinaryIO, *, size: int | None = None, cache_control: str = "private"):
+    """An object's bytes, with Range (206, so a <video> can seek) and revalidation support."""
+    if size is None:
+        try:
+            size = os.fstat(file.fileno()).st_size
+        except (AttributeError, OSError):
+            size = stored.size_bytes
+    response = send_file(file, mimetype=stored.content_type, download_name=stored.storage_key.rsplit("/", 1)[-1],
+                         conditional=False, etag=str(stored.id), last_modified=stored.created_at)
+    response.content_length = size
+    response = response.make_conditional(request, accept_ranges=True, complete_length=size)
+    response.headers["Cache-Control"] = cache_control
     response.headers.pop("Expires", None)
     response.headers["X-Content-Type-Options"] = "nosniff"
     # Served from our own origin: never let a stored object run script here.
     response.headers["Content-Security-Policy"] = "sandbox"
     return response
+
+
+def file_url(stored: StoredFile) -> str:
+    """A signed, expiring, absolute URL of a stored object, for an answer."""
+    return signing.signed_url(stored, external_base=request.host_url)

@@ -47,10 +47,12 @@ def _describe(error: ValidationError) -> InvalidInput:
 def parse_body(model: type[BaseModel]):
     """Read the body as JSON whatever its Content-Type says (curl -d sends form encoding), then validate it
     strictly. Safe because no cookie authenticates the API, so a cross-site form post carries no credentials.
-    An empty body reads as {}, so a missing field is reported by name."""
-    raw = request.get_data(cache=True) or b"{}"
+    An empty body reads as {}, so a missing field is reported by name. A multipart/form-data body (what
+    the openai SDK sends with a file) is read as its fields and files."""
     try:
-        return model.model_validate_json(raw)
+        if request.mimetype == "multipart/form-data":
+            return model.model_validate({**request.form.to_dict(), **request.files.to_dict()})
+        return model.model_validate_json(request.get_data(cache=True) or b"{}")
     except ValidationError as error:
         raise _describe(error) from None
 

@@ -27,6 +27,8 @@ class AiModel(IdMixin, TimestampMixin, Base):
     capabilities: Mapped[dict] = mapped_column(default=dict)
     is_active: Mapped[bool] = mapped_column(default=True)
     sort_order: Mapped[int] = mapped_column(default=0)
+    # The gateway route that generates it ("/images/generations", "/sora/chat/completions", …).
+    route: Mapped[str] = mapped_column(sa.String(60))
     # The waule-api instance that serves it; None = the default gateway (WAULEAPI_URL).
     gateway_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("gateways.id", ondelete="SET NULL"))
 

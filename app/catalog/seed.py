@@ -8,24 +8,31 @@ IMAGE_RATIOS = ["1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3", "21:9"]
 VIDEO_RATIOS = ["16:9", "9:16", "1:1"]
 
 
-def _image(model_id, name, provider, prices, *, billing="PER_IMAGE", sizes=("2K", "4K"), refs=10, max_images=15):
-    return {"model_id": model_id, "kind": "image", "display_name": name, "provider": provider,
+# The gateway routes (docs/gateway-contract.md); Sora models take the chat-shaped route for both kinds.
+IMAGES, VIDEOS, SPEECH, CHAT = "/images/generations", "/videos/generations", "/audio/speech", "/chat/completions"
+SORA, MIDJOURNEY = "/sora/chat/completions", "/midjourney/imagine"
+UPSCALE, COMMERCIAL = "/videos/upscale", "/videos/commercial"
+
+
+def _image(model_id, name, provider, prices, *, billing="PER_IMAGE", sizes=("2K", "4K"), refs=10, max_images=15,
+           route=IMAGES):
+    return {"model_id": model_id, "kind": "image", "display_name": name, "provider": provider, "route": route,
             "capabilities": {"ratios": IMAGE_RATIOS, "image_sizes": list(sizes), "max_reference_images": refs,
                              "max_images": max_images},
             "billing_type": billing, "prices": prices}
 
 
-def _video(model_id, name, provider, billing, prices, *, resolutions, durations, refs=2, modes=None):
+def _video(model_id, name, provider, billing, prices, *, resolutions, durations, refs=2, modes=None, route=VIDEOS):
     capabilities = {"ratios": VIDEO_RATIOS, "resolutions": resolutions, "durations": durations,
                     "max_reference_images": refs}
     if modes:
         capabilities["modes"] = modes
-    return {"model_id": model_id, "kind": "video", "display_name": name, "provider": provider,
+    return {"model_id": model_id, "kind": "video", "display_name": name, "provider": provider, "route": route,
             "capabilities": capabilities, "billing_type": billing, "prices": prices}
 
 
 def _speech(model_id, name, provider, per_1000):
-    return {"model_id": model_id, "kind": "audio", "display_name": name, "provider": provider,
+    return {"model_id": model_id, "kind": "audio", "display_name": name, "provider": provider, "route": SPEECH,
             "capabilities": {"max_characters": 10000, "speed": [0.5, 2.0],
                              "formats": ["mp3", "opus", "aac", "flac", "wav", "pcm"]},
             "billing_type": "PER_CHARACTER", "prices": {"credits": per_1000, "per_characters": 1000,
@@ -33,7 +40,7 @@ def _speech(model_id, name, provider, per_1000):
 
 
 def _chat(model_id, name, input_per_1k, output_per_1k):
-    return {"model_id": model_id, "kind": "chat", "display_name": name, "provider": "Gemini",
+    return {"model_id": model_id, "kind": "chat", "display_name": name, "provider": "Gemini", "route": CHAT,
             "capabilities": {"context_tokens": 1_000_000, "max_output_tokens": 65536, "streaming": True},
             "billing_type": "PER_TOKEN", "prices": {"input_per_1k": input_per_1k, "output_per_1k": output_per_1k,
                                                     "default_output_tokens": 2048}}
@@ -50,7 +57,7 @@ MODELS = [
     _image("qwen-image-edit-plus", "Qwen Image Edit Plus", "Wanx/Qwen", {"credits": 15}, sizes=("1K",), refs=3,
            max_images=1),
     _image("image-01", "MiniMax Image-01", "MiniMax", {"credits": 10}, sizes=("1K",), refs=1, max_images=9),
-    _image("sora-image", "Sora Image", "Sora", {"credits": 30}, sizes=("1K",), refs=1, max_images=1),
+    _image("sora-image", "Sora Image", "Sora", {"credits": 30}, sizes=("1K",), refs=1, max_images=1, route=SORA),
     _video("MiniMax-Hailuo-2.3", "Hailuo 2.3", "MiniMax", "DURATION_RESOLUTION",
            {"tiers": {"768p_6": 150, "768p_10": 280, "1080p_6": 250}, "default_resolution": "768p",
             "default_seconds": 6}, resolutions=["768p", "1080p"], durations=[6, 10]),
@@ -71,16 +78,24 @@ MODELS = [
     _video("veo3.1-pro", "Veo 3.1 Pro", "Veo", "PER_SECOND", {"credits_per_second": 120, "default_seconds": 8},
            resolutions=["720p", "1080p"], durations=[4, 6, 8]),
     _video("sora-video-landscape-10s", "Sora Landscape 10 s", "Sora", "PER_REQUEST", {"credits": 300},
-           resolutions=["720p"], durations=[10], refs=1),
+           resolutions=["720p"], durations=[10], refs=1, route=SORA),
     _video("sora-2", "Sora 2", "Sora", "DURATION_RESOLUTION",
            {"tiers": {"720p_10": 300, "720p_15": 450}, "default_resolution": "720p", "default_seconds": 10},
-           resolutions=["720p"], durations=[10, 15], refs=1),
+           resolutions=["720p"], durations=[10, 15], refs=1, route=SORA),
+    # Operations on videos rather than models of their own: priced per second of the result.
+    _video("video-upscale", "Video upscale", "waule-api", "PER_SECOND",
+           {"credits_per_second": 10, "default_seconds": 10}, resolutions=["1080p", "2160p"], durations=[], refs=0,
+           route=UPSCALE),
+    _video("video-commercial", "Commercial video", "waule-api", "PER_SECOND",
+           {"credits_per_second": 30, "default_seconds": 10}, resolutions=["720p"], durations=[5, 10, 15], refs=9,
+           route=COMMERCIAL),
     _speech("speech-2.6-hd", "MiniMax Speech 2.6 HD", "MiniMax", 20),
     _speech("speech-2.6-turbo", "MiniMax Speech 2.6 Turbo", "MiniMax", 12),
     _speech("cosyvoice-v2", "CosyVoice v2", "CosyVoice", 8),
     _chat("gemini-2.5-pro", "Gemini 2.5 Pro", 2, 8),
     _chat("gemini-3-pro-preview", "Gemini 3 Pro", 3, 12),
     {"model_id": "midjourney-v7", "kind": "midjourney", "display_name": "Midjourney v7", "provider": "Midjourney",
+     "route": MIDJOURNEY,
      "capabilities": {"operations": ["imagine", "upscale", "variation", "reroll", "zoom", "pan"],
                       "modes": ["relax", "fast", "turbo"]},
      "billing_type": "OPERATION_MODE",

@@ -25,7 +25,8 @@ def seed_catalog(actor: Actor) -> list[str]:
             continue
         pricing.parse_prices(spec["billing_type"], spec["prices"])
         model = AiModel(model_id=spec["model_id"], kind=spec["kind"], display_name=spec["display_name"],
-                        provider=spec["provider"], capabilities=spec["capabilities"], sort_order=order)
+                        provider=spec["provider"], route=spec["route"], capabilities=spec["capabilities"],
+                        sort_order=order)
         db.session.add(model)
         db.session.flush()
         db.session.add(PriceRule(model_id=model.id, billing_type=spec["billing_type"], prices=spec["prices"]))
@@ -60,6 +61,14 @@ def visible_model(tenant: Tenant, model_id: str) -> tuple[AiModel, PriceRule]:
 # Built once: every generation runs it.
 _PRICED_MODEL = (sa.select(AiModel, PriceRule).join(PriceRule, PriceRule.model_id == AiModel.id)
                  .where(AiModel.model_id == sa.bindparam("model_id")))
+
+
+def priced_model(model_id: str) -> tuple[AiModel, PriceRule]:
+    """A model and its rule by id, whoever may use it now: a queued generation runs as it was accepted."""
+    row = db.session.execute(_PRICED_MODEL, {"model_id": model_id}).first()
+    if row is None:
+        raise NotFound(f"The model {model_id!r} does not exist.", code="model_not_found", param="model")
+    return row[0], row[1]
 
 
 def model_for_tenant(tenant: Tenant, model_id: str | None) -> tuple[AiModel, PriceRule]:

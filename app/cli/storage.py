@@ -14,4 +14,4 @@ def storage_cli():
 @storage_cli.command("sweep", help="Delete objects recorded but never confirmed (their generation failed or "
                                    "its process died).")
 def storage_sweep():
-    click.echo(f"Swept {storage.sweep_unconfirmed()} unconfirmed object(s).")
+    click.echo(f"Swept {storage.sweep()} object(s): never confirmed, or deleted and not yet removed.")

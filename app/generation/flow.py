@@ -17,6 +17,7 @@ touch credits; their generations and usage are marked test.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,14 +29,14 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm.exc import StaleDataError
 
-from app import jobs
+from app import jobs, webhooks
 from app.billing import idempotency, ledger
 from app.billing.models import IdempotencyKey
 from app.catalog import pricing
 from app.catalog import service as catalog
 from app.catalog.models import AiModel, PriceRule
 from app.core.db import rfc3339, utcnow
-from app.core.errors import Conflict, DomainError, InvalidInput
+from app.core.errors import Conflict, DomainError, InvalidInput, Throttled
 from app.core.lookup import get_for_tenant
 from app.core.transaction import atomic
 from app.extensions import db
@@ -43,7 +44,7 @@ from app.gateway import client as gateway
 from app.gateway import sandbox as sandbox_link
 from app.gateway.fetch import fetch_result
 from app.generation import kinds, usage
-from app.generation.models import ACTIVE_STATUSES, FINAL_STATUSES, Generation
+from app.generation.models import ACTIVE_STATUSES, FINAL_STATUSES, LONG_KINDS, Generation
 from app.identity.audit import Actor
 from app.identity.models import Tenant
 from app.storage import service as storage
@@ -58,6 +59,10 @@ class Caller:
     api_key_id: uuid.UUID | None
     is_test: bool
     actor: Actor
+
+
+class TooManyJobs(Throttled):
+    code = "too_many_jobs"
 
 
 class GenerationStopped(DomainError):
@@ -76,11 +81,12 @@ class Started:
     rule: PriceRule
     # Read while the rows are loaded: start()'s commit expires them, and reloading costs two queries.
     gateway_id: uuid.UUID | None = field(init=False)
+    route: str = field(init=False)
     billing_type: str = field(init=False)
     prices: dict = field(init=False)
 
     def __post_init__(self) -> None:
-        self.gateway_id = self.model.gateway_id
+        self.gateway_id, self.route = self.model.gateway_id, self.model.route
         self.billing_type, self.prices = self.rule.billing_type, self.rule.prices
 
 
@@ -97,7 +103,7 @@ def _mark(generation: Generation, status: str) -> None:
 
 
 def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None,
-          generating: bool = False) -> Started | Replay:
+          generating: bool = False, parent_id: uuid.UUID | None = None) -> Started | Replay:
     """Everything before the gateway call, committed in one transaction: the hold, the idempotency
     row and the PENDING generation exist together or not at all. `generating`: the caller calls the
     gateway right away, so the generation is GENERATING in the same commit (one transaction less)."""
@@ -115,8 +121,8 @@ def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | Non
             if isinstance(claimed, idempotency.Remembered):
                 return Replay(get_for_tenant(Generation, caller.tenant.id, claimed.result["generation_id"],
                                              what="generation"))
-            return _start(caller, kind, params, model, rule, quote, claimed.id, generating)
-    return _start(caller, kind, params, model, rule, quote, None, generating)
+            return _start(caller, kind, params, model, rule, quote, claimed.id, generating, parent_id)
+    return _start(caller, kind, params, model, rule, quote, None, generating, parent_id)
 
 
 def estimate(tenant: Tenant, params: dict) -> tuple[AiModel, pricing.Quote]:
@@ -126,33 +132,52 @@ def estimate(tenant: Tenant, params: dict) -> tuple[AiModel, pricing.Quote]:
 
 
 def _start(caller: Caller, kind: str, params: dict, model, rule, quote, idempotency_key_id,
-           generating: bool) -> Started:
-    # The id is ours before the INSERT, so the hold can name it and the row is written once.
-    deadline = kind_deadline(kind)
+           generating: bool, parent_id: uuid.UUID | None) -> Started:
+    # The id is ours before the INSERT, so the hold can name it and the row is written once. A queued
+    # generation's first deadline is its queue limit; once a worker claims it, it gets the kind's deadline.
+    now, deadline = utcnow(), kind_deadline(kind)
+    waits = timedelta(0) if generating else queue_limit(kind)
     generation = Generation(id=uuid.uuid4(), tenant_id=caller.tenant.id, user_id=caller.user_id,
                             api_key_id=caller.api_key_id, model=model.model_id, kind=kind, is_test=caller.is_test,
                             params=params, credits_held=0 if caller.is_test else quote.credits, timeline=[],
-                            deadline_at=utcnow() + deadline, idempotency_key_id=idempotency_key_id)
+                            deadline_at=now + (deadline if generating else waits),
+                            idempotency_key_id=idempotency_key_id, parent_id=parent_id, progress=0)
     _mark(generation, "PENDING")
     if generating:
         _mark(generation, "GENERATING")
+        generation.started_at = now
     with atomic(keep=(generation,)):
         if not caller.is_test:
             # The hold outlives the generation's deadline by a margin: the sweep that fails an overdue
             # generation (and releases its hold) always acts before the hold's blind expiry.
             hold = ledger.hold(caller.tenant.id, quote.credits, reference=f"generation:{generation.id}",
                                description=f"{kind} {model.model_id}",
-                               ttl=deadline + timedelta(seconds=current_app.config["HOLD_TTL_SECONDS"]))
+                               ttl=waits + deadline + timedelta(seconds=current_app.config["HOLD_TTL_SECONDS"]))
             generation.hold_id = hold.id
+        if kind in LONG_KINDS:
+            _within_job_cap(caller.tenant.id)  # after the hold: on PostgreSQL its row lock serializes the count
         db.session.add(generation)
         started = Started(generation, model, rule)
     return started
 
 
+def _within_job_cap(tenant_id: uuid.UUID) -> None:
+    cap = current_app.config["MAX_ACTIVE_LONG_JOBS"]
+    active = db.session.scalar(sa.select(sa.func.count()).select_from(Generation).where(
+        Generation.tenant_id == tenant_id, Generation.kind.in_(LONG_KINDS), Generation.status.in_(ACTIVE_STATUSES)))
+    if active >= cap:
+        raise TooManyJobs(f"This tenant already has {active} videos or Midjourney tasks queued or running (at most "
+                          f"{cap}); try again when one finishes.", retry_after=30)
+
+
 def kind_deadline(kind: str) -> timedelta:
-    """The longest a generation of this kind may legitimately take: its gateway call, then copying
-    its results."""
-    return timedelta(seconds=gateway.read_timeout(kind) + current_app.config["FETCH_TIMEOUT_SECONDS"])
+    """How long a generation of this kind may run once its gateway call starts (GENERATION_DEADLINE_*)."""
+    return timedelta(seconds=current_app.config["GENERATION_DEADLINES"][kind])
+
+
+def queue_limit(kind: str) -> timedelta:
+    """How long a generation of this kind may wait in the queue before a worker takes it."""
+    return timedelta(seconds=current_app.config["GENERATION_QUEUE_LIMITS"][kind])
 
 
 @contextmanager
@@ -173,42 +198,59 @@ def _failing(started: Started):
         raise
 
 
-def execute(started: Started) -> Generation:
-    """The gateway call and everything after it. Raises the domain error after recording a failure."""
+def execute(started: Started, *, lease: bool = False) -> Generation:
+    """The gateway call and everything after it. Raises the domain error after recording a failure.
+    `lease`: a worker runs it, claiming it with a lease its heartbeat renews (a lapsed lease tells the
+    reconcile sweep the worker died)."""
     generation = started.generation
     with _failing(started):
         if generation.status != "GENERATING":
-            with atomic(keep=(generation,)):
-                _mark(generation, "GENERATING")
-        began = time.monotonic()
-        answer = _call(started, stream=False)
-        return _finish(started, answer, began)
+            _claim(generation, lease)
+        with _heartbeat(generation.id, lease):
+            began = time.monotonic()
+            answer = _call(started, stream=False, progress=Progress(generation, lease))
+            return finish(started, answer, began)
 
 
-def _call(started: Started, *, stream: bool) -> gateway.Answer | gateway.Stream:
+def _claim(generation: Generation, lease: bool) -> None:
+    """PENDING → GENERATING, compare-and-set: of two workers given the same job, one runs it."""
+    now = utcnow()
+    with atomic(keep=(generation,)):
+        _mark(generation, "GENERATING")
+        generation.started_at = now
+        generation.deadline_at = now + kind_deadline(generation.kind)
+        if lease:
+            generation.lease_until = now + timedelta(seconds=current_app.config["GENERATION_LEASE_SECONDS"])
+
+
+def _call(started: Started, *, stream: bool, progress: Progress | None = None) -> gateway.Answer | gateway.Stream:
     generation = started.generation
     kind = kinds.kind_of(generation.kind)
     targets = [gateway.sandbox_target()] if generation.is_test else gateway.targets_for(started.gateway_id)
-    payload = kinds.payload(kind, generation.params)
+    if generation.upstream_task_id and generation.gateway_id is not None:  # a polled task resumes where it runs
+        targets = [target for target in targets if target.gateway_id == generation.gateway_id] or targets
+    payload = kinds.payload(kind, generation.params, started.route)
+    if hasattr(kind, "call"):
+        return kind.call(generation, targets, started.route, payload, progress)
     if stream:
-        return gateway.call_streaming(targets, "POST", kind.UPSTREAM_PATH, kind=generation.kind,
+        return gateway.call_streaming(targets, "POST", started.route, kind=generation.kind,
                                       payload={**payload, **kind.STREAM})
-    return gateway.call(targets, "POST", kind.UPSTREAM_PATH, kind=generation.kind, payload=payload)
+    return gateway.call(targets, "POST", started.route, kind=generation.kind, payload=payload)
 
 
-def _finish(started: Started, answer: gateway.Answer, began: float) -> Generation:
+def finish(started: Started, answer: gateway.Answer, began: float) -> Generation:
     """Read the answer, copy its results, settle the actual and complete, in one transaction."""
     generation = started.generation
     kind = kinds.kind_of(generation.kind)
     generation.upstream_ms = int((time.monotonic() - began) * 1000)
     generation.gateway_id = answer.target.gateway_id
-    measured = kind.collect(generation, answer,
-                            lambda items, convert=None: _store(generation, items, answer.target, convert))
+    measured = kind.collect(generation, answer, Results(generation, answer.target, started.route))
     charge = pricing.actual(started.billing_type, started.prices, generation.params, measured)
     credits = 0 if generation.is_test else charge.credits
     # Finished before the ledger's statements flush it, so the generation is written in one UPDATE.
     generation.credits_charged = credits
     generation.completed_at = utcnow()
+    generation.progress, generation.lease_until = 100, None
     _mark(generation, "COMPLETED")
     with atomic(keep=(generation,)):
         db.session.flush()  # the compare-and-set on the status first: it decides before credits move
@@ -224,7 +266,69 @@ def _finish(started: Started, answer: gateway.Answer, began: float) -> Generatio
         record = db.session.get(IdempotencyKey, key_id) if key_id else None
         if record is not None:
             idempotency.finish(record, {"generation_id": str(generation.id)})
+        webhooks.generation_finished(generation)
+        if credits:
+            webhooks.check_low_credits(generation.tenant_id)
     return generation
+
+
+@contextmanager
+def _heartbeat(generation_id: uuid.UUID, enabled: bool):
+    """While a worker runs a generation, renew its lease every third of the lease, on a connection of
+    its own (the worker's session may be waiting on the gateway for twenty minutes)."""
+    if not enabled:
+        yield
+        return
+    app, stop = current_app._get_current_object(), threading.Event()
+    seconds = current_app.config["GENERATION_LEASE_SECONDS"]
+
+    def beat():
+        with app.app_context():
+            while not stop.wait(seconds / 3):
+                try:
+                    with db.engine.begin() as connection:
+                        connection.execute(_RENEW, {"generation": generation_id,
+                                                    "until": utcnow() + timedelta(seconds=seconds)})
+                except sa.exc.SQLAlchemyError:
+                    log.warning("could not renew the lease of generation %s; retrying", generation_id)
+
+    thread = threading.Thread(target=beat, name=f"lease-{generation_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+_generations = Generation.__table__
+_RENEW = (sa.update(_generations)
+          .where(_generations.c.id == sa.bindparam("generation"), _generations.c.status.in_(ACTIVE_STATUSES[1:]))
+          .values(lease_until=sa.bindparam("until", type_=_generations.c.lease_until.type)))
+
+
+class Progress:
+    """What a polled call (Midjourney) reports while it runs, committed as it comes: each write is a
+    compare-and-set on the status, so a cancelled or swept generation stops its worker at the next one."""
+
+    def __init__(self, generation: Generation, lease: bool):
+        self.generation, self.lease = generation, lease
+
+    def task_started(self, task_id: str, target: gateway.Target) -> None:
+        with atomic(keep=(self.generation,)):
+            self.generation.upstream_task_id = task_id
+            self.generation.gateway_id = target.gateway_id
+            self.generation.progress = max(self.generation.progress, 1)
+            self._renew()
+
+    def advanced(self, percent: int) -> None:
+        with atomic(keep=(self.generation,)):
+            self.generation.progress = max(self.generation.progress, percent)
+            self._renew()
+
+    def _renew(self) -> None:
+        if self.lease:
+            self.generation.lease_until = utcnow() + timedelta(seconds=current_app.config["GENERATION_LEASE_SECONDS"])
 
 
 def run(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Generation:
@@ -247,7 +351,7 @@ def run_streamed(caller: Caller, kind: str, params: dict, *,
         began = time.monotonic()
         opened = _call(started, stream=True)
         if isinstance(opened, gateway.Answer):
-            return _finish(started, opened, began)
+            return finish(started, opened, began)
     return Streaming(started, opened, began)
 
 
@@ -277,7 +381,7 @@ class Streaming:
     def finish(self) -> Generation:
         self.resolved = True
         with _failing(self.started):
-            return _finish(self._reloaded(), self._answer(), self.began)
+            return finish(self._reloaded(), self._answer(), self.began)
 
     def close(self) -> None:
         if self.resolved:
@@ -286,7 +390,7 @@ class Streaming:
         self.stream.close()
         try:
             with _failing(self.started):
-                _finish(self._reloaded(), self._answer(), self.began)
+                finish(self._reloaded(), self._answer(), self.began)
         except Exception:  # recorded by fail(); the client who would see it has gone
             log.warning("generation %s: settling after the client left failed", self.generation.id)
 
@@ -301,9 +405,10 @@ class Streaming:
         return gateway.Answer(self.stream.target, self.assembly.body(), int((time.monotonic() - self.began) * 1000))
 
 
-def run_in_background(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None) -> Generation:
-    """Hold and record now, generate on the job queue; the client polls GET /generations/{id}."""
-    started = start(caller, kind, params, idempotency_key=idempotency_key)
+def run_in_background(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None,
+                      parent_id: uuid.UUID | None = None) -> Generation:
+    """Hold and record now, generate on the job queue; the client polls (or gets a webhook)."""
+    started = start(caller, kind, params, idempotency_key=idempotency_key, parent_id=parent_id)
     if isinstance(started, Replay):
         return started.generation
     jobs.enqueue("generation.execute", generation_id=str(started.generation.id))
@@ -318,9 +423,29 @@ def execute_queued(generation_id: str, idempotency_id: str | None = None) -> Non
         return  # already run, or failed by a sweep
     if generation.idempotency_key_id is None and idempotency_id:
         generation.idempotency_key_id = uuid.UUID(idempotency_id)  # written with the GENERATING mark
-    model, rule = catalog.model_for_tenant(db.session.get(Tenant, generation.tenant_id), generation.model)
+    _run_queued(generation)
+
+
+def resume_queued(generation_id: str) -> None:
+    """The `generation.resume` job: a polled task (Midjourney) whose worker died goes on polling. The
+    lapsed lease is claimed by compare-and-set, so of two resumers one polls; the task is never resubmitted."""
+    now = utcnow()
+    until = now + timedelta(seconds=current_app.config["GENERATION_LEASE_SECONDS"])
+    with atomic():
+        claimed = db.session.execute(
+            sa.update(_generations).where(_generations.c.id == uuid.UUID(generation_id),
+                                          _generations.c.status == "GENERATING",
+                                          _generations.c.upstream_task_id.is_not(None),
+                                          _generations.c.lease_until < now)
+            .values(lease_until=until)).rowcount
+    if claimed:
+        _run_queued(db.session.get(Generation, uuid.UUID(generation_id), populate_existing=True))
+
+
+def _run_queued(generation: Generation) -> None:
+    model, rule = catalog.priced_model(generation.model)  # it runs as accepted, even if disabled since
     try:
-        execute(Started(generation, model, rule))
+        execute(Started(generation, model, rule), lease=True)
     except DomainError:
         pass  # recorded on the generation by execute() or the sweep
 
@@ -354,7 +479,7 @@ def record_failure(generation: Generation, code: str, message: str, *, expire_ho
     key_id = generation.idempotency_key_id
     generation.error_code, generation.error_message = code, message[:1000]
     generation.completed_at = utcnow()
-    generation.idempotency_key_id = None
+    generation.idempotency_key_id, generation.lease_until = None, None
     _mark(generation, "FAILED")
     db.session.flush()  # the compare-and-set: raises StaleDataError if the status changed since it was read
     if generation.hold_id is not None:
@@ -363,6 +488,7 @@ def record_failure(generation: Generation, code: str, message: str, *, expire_ho
     usage.record(generation, status="failure", credits=0, latency_ms=generation.upstream_ms)
     if key_id is not None:
         db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == key_id))
+    webhooks.generation_finished(generation)
     return True
 
 
@@ -386,25 +512,44 @@ def _system_actor(generation: Generation) -> Actor:
 
 # --- results ----------------------------------------------------------------------------------------
 
-def _store(generation: Generation, items: list[dict], target: gateway.Target, convert=None) -> list[dict]:
-    """Copy each result into the tenant's storage; returns what the generation records of them.
+class Results:
+    """Copies a generation's results into the tenant's storage: call it with the gateway's result items
+    ({url, …}); it returns what the generation records of them (`data` keeps their bytes, for a kind that
+    reads them: a video's duration and thumbnail). Each object is recorded (and committed) before it is
+    written, so a crash from there on leaves a row for the sweep; the settle confirms and meters it.
     `convert(data, content_type) -> (data, content_type)` turns a result into what is kept (speech in
     the asked format)."""
-    _mark(generation, "UPLOADING")
-    # Results of the in-process sandbox are fetched through it; no other gateway's are.
-    session = sandbox_link.fetch_session() if target.in_process else None
-    stored = []
-    for index, item in enumerate(items):
-        fetched = fetch_result(item["url"], kind=generation.kind, session=session)
-        data, content_type = fetched.data, fetched.content_type
-        if convert is not None:
-            data, content_type = convert(data, content_type)
-        # Recorded (and committed) before it is written: a crash from here on leaves a row to sweep.
-        row = storage.record_pending(tenant_id=generation.tenant_id, generation_id=generation.id,
-                                     caller=generation.caller, index=index, content_type=content_type,
-                                     original_url=item["url"])
-        storage.write(row, data)
-        stored.append({"file_id": str(row.id), "content_type": row.content_type, "size_bytes": row.size_bytes,
-                       "original_url": item["url"][:2000], "revised_prompt": item.get("revised_prompt"),
-                       **({"duration": item["duration"]} if item.get("duration") is not None else {})})
-    return stored
+
+    def __init__(self, generation: Generation, target: gateway.Target, route: str):
+        self.generation, self.route = generation, route
+        self.data: list[bytes] = []
+        # Results of the in-process sandbox are fetched through it; no other gateway's are.
+        self._session = sandbox_link.fetch_session() if target.in_process else None
+        self._count = 0
+
+    def __call__(self, items: list[dict], convert=None) -> list[dict]:
+        _mark(self.generation, "UPLOADING")
+        stored = []
+        for item in items:
+            fetched = fetch_result(item["url"], kind=self.generation.kind, session=self._session)
+            data, content_type = fetched.data, fetched.content_type
+            if convert is not None:
+                data, content_type = convert(data, content_type)
+            row = self._record(content_type, item["url"], "result")
+            storage.write(row, data)
+            self.data.append(data)
+            stored.append({"file_id": str(row.id), "content_type": row.content_type, "size_bytes": row.size_bytes,
+                           "original_url": item["url"][:2000], "revised_prompt": item.get("revised_prompt"),
+                           **({"duration": item["duration"]} if item.get("duration") is not None else {})})
+        return stored
+
+    def keep(self, data: bytes, content_type: str, *, variant: str) -> None:
+        """An object made from a result (a video's thumbnail), kept beside it."""
+        storage.write(self._record(content_type, None, variant), data)
+
+    def _record(self, content_type: str, original_url: str | None, variant: str):
+        generation, index = self.generation, self._count
+        self._count += 1
+        return storage.record_pending(tenant_id=generation.tenant_id, generation_id=generation.id,
+                                      caller=generation.caller, index=index, content_type=content_type,
+                                      original_url=original_url, variant=variant)

@@ -12,6 +12,8 @@ from app.core.db import Base, IdMixin, TimestampMixin, utcnow
 GENERATION_STATUSES = ("PENDING", "GENERATING", "UPLOADING", "COMPLETED", "FAILED")
 ACTIVE_STATUSES = ("PENDING", "GENERATING", "UPLOADING")  # not over yet: a worker or a sweep may still end it
 FINAL_STATUSES = ("COMPLETED", "FAILED")
+# Kinds that always run on the worker's long queue: the gateway takes minutes (videos) or is polled.
+LONG_KINDS = ("video", "midjourney")
 
 
 class Generation(IdMixin, TimestampMixin, Base):
@@ -46,6 +48,15 @@ class Generation(IdMixin, TimestampMixin, Base):
     upstream_ms: Mapped[int | None]
     deadline_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]  # when the gateway call began (GENERATING)
+    # A worker's claim on a queued generation it runs, renewed by its heartbeat. A lapsed lease means the
+    # worker died: the reconcile sweep fails the generation (or resumes polling, for Midjourney).
+    lease_until: Mapped[datetime | None] = mapped_column(index=True)
+    upstream_task_id: Mapped[str | None] = mapped_column(sa.String(120))  # Midjourney's taskId, to poll
+    progress: Mapped[int] = mapped_column(default=0)  # 0–100, as far as anyone knows
+    # The generation this one acts on (a Midjourney action's grid) or repeats (a retry from the dashboard).
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("generations.id", ondelete="SET NULL"))
+    deleted_at: Mapped[datetime | None]  # deleted by its owner: its objects are gone, the row stays for the ledger
 
     # Every ORM write of a generation is a compare-and-set on the status it last read (UPDATE … WHERE
     # status = :read): when a sweep has failed it meanwhile, the worker's write raises StaleDataError

@@ -23,10 +23,12 @@ class Job:
 
 JOBS: dict[str, Job] = {
     "generation.execute": Job("long", "app.generation.flow:execute_queued"),
+    "generation.resume": Job("long", "app.generation.flow:resume_queued"),
+    "generation.reconcile": Job("short", "app.generation.sweep:reconcile"),
     "gateways.probe": Job("short", "app.gateway.registry:probe_gateways"),
     "holds.expire": Job("short", "app.generation.sweep:sweep"),
     "idempotency.purge": Job("short", "app.billing.idempotency:purge_expired"),
-    "storage.sweep": Job("short", "app.storage.service:sweep_unconfirmed"),
+    "storage.sweep": Job("short", "app.storage.service:sweep"),
     "webhooks.deliver": Job("short", "app.webhooks.deliveries:deliver"),
     "webhooks.retry": Job("short", "app.webhooks.deliveries:retry_due"),
 }
@@ -34,6 +36,7 @@ JOBS: dict[str, Job] = {
 # Periodic jobs and their crontab fields (minute, hour); each is also a `flask` command for cron.
 SCHEDULE: dict[str, dict[str, str]] = {
     "gateways.probe": {"minute": "*"},
+    "generation.reconcile": {"minute": "*"},
     "holds.expire": {"minute": "*"},
     "idempotency.purge": {"minute": "17"},
     "storage.sweep": {"minute": "*/10"},

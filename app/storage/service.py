@@ -21,6 +21,7 @@ from typing import BinaryIO
 import sqlalchemy as sa
 
 from app.core.db import utcnow
+from app.core.transaction import atomic
 from app.extensions import db
 from app.generation.models import FINAL_STATUSES, Generation
 from app.identity.models import Tenant
@@ -61,13 +62,14 @@ def object_key(tenant_id, caller: str, generation_id, index: int, content_type: 
 
 
 def record_pending(*, tenant_id, generation_id, caller: str, index: int, content_type: str,
-                   original_url: str | None) -> StoredFile:
+                   original_url: str | None, variant: str = "result", key_id: uuid.UUID | None = None) -> StoredFile:
     """Record an object about to be written, and commit the record (with whatever else the session
     holds), so that a crash during the write leaves a row the sweep can find."""
     backend = backends.current()
     stored = StoredFile(id=uuid.uuid4(), tenant_id=tenant_id, generation_id=generation_id, backend=backend.name,
-                        storage_key=object_key(tenant_id, caller, generation_id, index, content_type, utcnow()),
-                        status="PENDING", position=index, content_type=content_type, size_bytes=0,
+                        storage_key=object_key(tenant_id, caller, key_id or generation_id, index, content_type,
+                                               utcnow()),
+                        status="PENDING", position=index, variant=variant, content_type=content_type, size_bytes=0,
                         original_url=original_url[:ORIGINAL_URL_MAX] if original_url else None)
     db.session.add(stored)
     db.session.commit()
@@ -133,6 +135,68 @@ def sweep_unconfirmed(now: datetime | None = None) -> int:
     return swept
 
 
+def store_upload(*, tenant_id, caller: str, data: bytes, content_type: str) -> StoredFile:
+    """A file a client sent with a request (a video's reference image): written, recorded and metered at
+    once, as a `reference` object, linked to its generation once that exists."""
+    upload_id = uuid.uuid4()
+    stored = record_pending(tenant_id=tenant_id, generation_id=None, caller=caller, index=0, content_type=content_type,
+                            original_url=None, variant="reference", key_id=upload_id)
+    write(stored, data)
+    with atomic():
+        stored.status = "STORED"
+        tenants = Tenant.__table__
+        db.session.execute(sa.update(tenants).where(tenants.c.id == tenant_id)
+                           .values(storage_used_bytes=tenants.c.storage_used_bytes + len(data)))
+    return stored
+
+
+# --- deleting ---------------------------------------------------------------------------------------
+
+_UNMETER = (sa.update(StoredFile.__table__)
+            .where(StoredFile.__table__.c.generation_id == sa.bindparam("generation"),
+                   StoredFile.__table__.c.status == "STORED")
+            .values(status="DELETING", deleted_at=sa.bindparam("now"))
+            .returning(StoredFile.__table__.c.size_bytes))
+
+
+def delete_objects(tenant_id: uuid.UUID, generation_id: uuid.UUID) -> int:
+    """In the caller's transaction: a generation's stored objects are no longer served or metered (their
+    bytes go back to the tenant's meter) and are marked for removal; `remove_deleting` removes them after
+    the commit, and the sweep retries what it could not. Returns the bytes given back."""
+    total = sum(db.session.execute(_UNMETER, {"generation": generation_id, "now": utcnow()}).scalars())
+    if total:
+        tenants = Tenant.__table__
+        db.session.execute(sa.update(tenants).where(tenants.c.id == tenant_id)
+                           .values(storage_used_bytes=tenants.c.storage_used_bytes - total))
+    return total
+
+
+def remove_deleting(generation_id: uuid.UUID | None = None) -> int:
+    """Remove the objects marked DELETING (one generation's, or every one), each row DELETED once its
+    object is gone; a failed removal stays DELETING for the next sweep, never forgotten."""
+    query = sa.select(StoredFile.id).where(StoredFile.status == "DELETING")
+    if generation_id is not None:
+        query = query.where(StoredFile.generation_id == generation_id)
+    removed = 0
+    for file_id in db.session.scalars(query).all():
+        row = db.session.get(StoredFile, file_id)
+        try:
+            backends.named(row.backend).delete(row.storage_key)
+        except (OSError, UnsafeKey, LookupError):
+            log.exception("could not remove deleted object %s; the sweep will try again", row.id)
+            db.session.rollback()
+            continue
+        row.status = "DELETED"
+        db.session.commit()
+        removed += 1
+    return removed
+
+
+def sweep(now: datetime | None = None) -> int:
+    """The periodic storage sweep: objects never confirmed, and deleted objects not yet removed."""
+    return sweep_unconfirmed(now) + remove_deleting()
+
+
 # --- reading ----------------------------------------------------------------------------------------
 
 def open_file(stored: StoredFile) -> BinaryIO:
@@ -144,7 +208,7 @@ def read(stored: StoredFile) -> bytes:
         return file.read()
 
 
-def files_of(generation_ids) -> dict[uuid.UUID, list[StoredFile]]:
+def files_of(generation_ids, *, variant: str = "result") -> dict[uuid.UUID, list[StoredFile]]:
     """The stored (confirmed, not deleted) objects of each generation, in result order: one query."""
     ids = list(generation_ids)
     found: dict[uuid.UUID, list[StoredFile]] = defaultdict(list)
@@ -152,7 +216,7 @@ def files_of(generation_ids) -> dict[uuid.UUID, list[StoredFile]]:
         return found
     for row in db.session.scalars(
             sa.select(StoredFile).where(StoredFile.generation_id.in_(ids), StoredFile.status == "STORED",
-                                        StoredFile.deleted_at.is_(None))
+                                        StoredFile.variant == variant, StoredFile.deleted_at.is_(None))
             .order_by(StoredFile.generation_id, StoredFile.position)):
         found[row.generation_id].append(row)
     return found

@@ -27,10 +27,11 @@ FINISHED_EVENTS = {"COMPLETED": "generation.completed", "FAILED": "generation.fa
 
 
 def generation_finished(generation) -> list[WebhookDelivery]:
-    """generation.completed or generation.failed, with the generation object the API answers (result
-    links signed on PUBLIC_BASE_URL). Call it in the transaction that finishes the generation, after
-    storage.confirm, so its results are listed."""
+    """generation.completed or generation.failed, with the object the API answers for it (a video's,
+    a Midjourney task's, else the generation's; links on PUBLIC_BASE_URL). Call it in the transaction
+    that finishes the generation, after storage.confirm, so its results are listed."""
     from app.schemas.generation import generation_out
+    from app.schemas.videos import midjourney_out, video_out
     from app.storage import service as storage
     from app.storage import signing
 
@@ -38,9 +39,16 @@ def generation_finished(generation) -> list[WebhookDelivery]:
     base = current_app.config["PUBLIC_BASE_URL"]
 
     def data() -> dict:
+        if generation.kind == "video":
+            return video_out(generation, lambda path: base + path)
         files = storage.files_of([generation.id])[generation.id]
-        return generation_out(generation, files, lambda stored: signing.signed_url(
-            stored, expires_in=int(LINK_LIFETIME.total_seconds()), external_base=base))
+
+        def sign(stored) -> str:
+            return signing.signed_url(stored, expires_in=int(LINK_LIFETIME.total_seconds()), external_base=base)
+
+        if generation.kind == "midjourney":
+            return midjourney_out(generation, sign(files[0]) if files else None)
+        return generation_out(generation, files, sign)
 
     return emit(generation.tenant_id, event_type, data)
 

@@ -44,7 +44,7 @@ def png_size(client, url: str) -> tuple[int, int]:
 
 def sent_to_gateway(generation_id: str) -> dict:
     generation = db.session.get(Generation, uuid.UUID(generation_id))
-    return kinds.payload(kinds.image, generation.params)
+    return kinds.payload(kinds.image, generation.params, "/images/generations")
 
 
 @pytest.mark.parametrize("model,size,ratio,resolution,pixels,credits", [

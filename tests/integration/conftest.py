@@ -43,17 +43,19 @@ class Worker:
 
 @pytest.fixture
 def queue_settings(tmp_path, is_postgres) -> dict:
+    """The queue, and the storage the app and the worker share (the local backend is one folder)."""
     redis_url = os.environ.get("TEST_REDIS_URL", "").strip()
     prefix = f"waule-test-{uuid.uuid4().hex[:12]}"
+    storage = {"STORAGE_DIR": str(tmp_path / "storage")}
     if redis_url and is_postgres:
-        yield {"JOBS_QUEUE": "redis", "REDIS_URL": redis_url, "JOBS_PREFIX": prefix}
+        yield {"JOBS_QUEUE": "redis", "REDIS_URL": redis_url, "JOBS_PREFIX": prefix, **storage}
         import redis
         connection = redis.Redis.from_url(redis_url)
         for key in connection.scan_iter(f"*{prefix}*"):
             connection.delete(key)
         connection.close()
     else:
-        yield {"JOBS_QUEUE": "sqlite", "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db"), "JOBS_PREFIX": prefix}
+        yield {"JOBS_QUEUE": "sqlite", "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db"), "JOBS_PREFIX": prefix, **storage}
 
 
 @pytest.fixture
@@ -85,3 +87,19 @@ def wait_for(condition, seconds: float = 60, every: float = 0.2):
             return value
         time.sleep(every)
     return condition()
+
+
+@pytest.fixture
+def queued_live_server(queued_app):
+    """The queued app served on a real port: requests enqueue to the real queue a worker consumes."""
+    import logging
+    import threading
+
+    from werkzeug.serving import make_server
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, queued_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)

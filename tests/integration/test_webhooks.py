@@ -248,9 +248,7 @@ def test_a_finished_generation_is_sent_as_the_api_generation_object(app, client,
     response = client.post("/api/v1/images/generations", headers=key_headers(acme),
                            json={"model": "doubao-seedream-4-0-250828", "prompt": "a lighthouse"})
     assert response.status_code == 200, response.get_json()
-    generation = db.session.scalars(sa.select(Generation)).one()
-    with atomic():  # where the generation flow calls it, in the transaction that settles the generation
-        webhooks.generation_finished(generation)
+    generation = db.session.scalars(sa.select(Generation)).one()  # the flow sent it when it settled
 
     payload = verified(endpoint["secret"], receiver.wait_for(1)[0])
     assert payload["type"] == "generation.completed"
@@ -289,3 +287,16 @@ def test_a_real_worker_process_delivers_and_retries(queued_app, make, worker, re
 
     assert wait_for(succeeded, seconds=30), worker.output()
     assert worker.stop() == 0
+
+
+def test_a_finished_video_is_sent_as_the_video_object_and_a_failed_one_with_its_error(client, acme, admin, receiver):
+    endpoint = register(client, admin, receiver.url, events=("generation.completed", "generation.failed"))
+    ok = client.post("/api/v1/videos/generations", headers=key_headers(acme),
+                     json={"model": "viduq2-turbo", "prompt": "a fox", "duration": 4}).get_json()
+    failed = client.post("/api/v1/videos/generations", headers=key_headers(acme),
+                         json={"model": "viduq2-turbo", "prompt": "a fox [sandbox:fail]", "duration": 4}).get_json()
+    first, second = (verified(endpoint["secret"], delivery) for delivery in receiver.wait_for(2))
+    assert (first["type"], first["data"]["id"], first["data"]["object"]) == ("generation.completed", ok["id"], "video")
+    assert first["data"]["status"] == "completed" and first["data"]["video_url"].startswith("http://127.0.0.1:5000/")
+    assert (second["type"], second["data"]["id"]) == ("generation.failed", failed["id"])
+    assert second["data"]["error"]["code"] == "upstream_error"

@@ -6,7 +6,6 @@ from app.catalog import pricing
 from app.gateway import client as gateway
 from app.generation import transcode
 
-UPSTREAM_PATH = "/audio/speech"
 FORWARDED = ("model", "input", "voice", "speed")
 
 

@@ -7,7 +7,6 @@ import json
 from app.catalog import pricing
 from app.gateway import client as gateway
 
-UPSTREAM_PATH = "/chat/completions"
 # What the gateway may honour. Accepted but kept here: what concerns us or an OpenAI account alone (user,
 # metadata, store, service_tier, prompt caching, safety_identifier, moderation) and what we do not price
 # (web_search_options).

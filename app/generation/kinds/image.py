@@ -1,5 +1,5 @@
 """Images: OpenAI's `size` becomes the gateway's aspect ratio and resolution; the gateway answers result
-URLs; each image is stored and counted."""
+URLs (or, on Sora's route, HTML naming one); each image is stored and counted."""
 from __future__ import annotations
 
 import re
@@ -7,8 +7,8 @@ import re
 from app.catalog import pricing
 from app.core.errors import InvalidInput
 from app.gateway import client as gateway
+from app.generation.kinds import sora
 
-UPSTREAM_PATH = "/images/generations"
 FORWARDED = ("model", "prompt", "size", "image_size", "reference_images", "max_images", "use_intl")
 
 # OpenAI's sizes as the gateway takes them: an aspect ratio (its `size`) and the smallest resolution
@@ -57,8 +57,14 @@ def _offered(model, wanted: str) -> str:
     return min(enough)[1] if enough else max(offered)[1]
 
 
+def payload(params: dict, route: str) -> dict:
+    if route == sora.ROUTE:
+        return sora.payload(params)
+    return {name: value for name, value in params.items() if name in FORWARDED and value is not None}
+
+
 def collect(generation, answer: gateway.Answer, store) -> pricing.Usage:
-    items = gateway.result_urls(answer.body)
+    items = sora.result_items(answer.body) if store.route == sora.ROUTE else gateway.result_urls(answer.body)
     if not items:
         raise gateway.UpstreamFailed("The AI gateway answered without a result.", code="upstream_bad_response")
     generation.results = store(items)
