@@ -14,6 +14,7 @@ from app.generation import flow, videos
 from app.generation.models import FINAL_STATUSES
 from app.schemas.videos import (OpenAIVideoIn, VideoCommercialIn, VideoContentQuery, VideoDeletedOut, VideoIn,
                                 VideoListOut, VideoListQuery, VideoOut, VideoUpscaleIn, video_out)
+from app.storage import quota
 from app.storage import service as storage
 
 ERRORS = (402, 403, 404, 409, 422, 429)
@@ -59,6 +60,7 @@ def create_openai_video(body: OpenAIVideoIn):
     reference = body.input_reference
     if hasattr(reference, "read"):  # an uploaded file: stored, then given to the gateway by a signed URL
         data = reference.read()
+        quota.ensure_room(caller.tenant, len(data))
         upload = storage.store_upload(tenant_id=caller.tenant.id, caller=str(caller.user_id or "api"), data=data,
                                       content_type=videos.reference_image(data))
         params["image"] = file_url(upload)

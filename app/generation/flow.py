@@ -47,6 +47,7 @@ from app.generation import kinds, usage
 from app.generation.models import ACTIVE_STATUSES, FINAL_STATUSES, LONG_KINDS, Generation
 from app.identity.audit import Actor
 from app.identity.models import Tenant
+from app.storage import quota
 from app.storage import service as storage
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | Non
     # Priced, recorded and forwarded as prepared; the idempotency key compares the request as sent.
     sent, params = params, kinds.prepare(model, params)
     quote = pricing.estimate(rule.billing_type, rule.prices, params)
+    quota.ensure_can_start(caller.tenant, kind, params, is_test=caller.is_test)
     key = idempotency.check_key(idempotency_key)
     if key is not None:
         with atomic():

@@ -28,6 +28,7 @@ class Tenant(IdMixin, TimestampMixin, Base):
         sa.CheckConstraint("oss_mode IN ('PLATFORM', 'CUSTOM')", name="oss_mode_known"),
         # The ledger's invariants, enforced by the database itself (docs/architecture.md, "Credits ledger").
         sa.CheckConstraint("held >= 0", name="held_non_negative"),
+        sa.CheckConstraint("storage_fees_owed >= 0", name="storage_fees_owed_non_negative"),
         sa.CheckConstraint("balance - held >= 0", name="available_non_negative"),
         sa.CheckConstraint("low_credits_threshold >= 0", name="low_credits_threshold_non_negative"),
     )
@@ -43,6 +44,9 @@ class Tenant(IdMixin, TimestampMixin, Base):
     oss_mode: Mapped[str] = mapped_column(sa.String(16), default="PLATFORM")
     storage_used_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     storage_quota_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # Storage fees the balance could not cover; taken first from the next recharge, and while any
+    # are owed no new generation starts (402 storage_fees_owed).
+    storage_fees_owed: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     require_device: Mapped[bool] = mapped_column(default=True)
     # Credits: spendable = balance - held. Changed only by app/billing/ledger.py, in SQL.
     balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -1,0 +1,62 @@
+"""Storage limits checked before anything is held: the tenant's quota (an estimate of what the
+generation will store, or an upload's declared size) and storage fees it has not paid.
+
+The quota is a soft limit read from the tenant row — a few generations racing past it by one estimate
+is acceptable; the meter itself (storage_used_bytes) stays exact. Fees owed are exact: they are taken
+from the next recharge, and until then nothing new is generated."""
+from __future__ import annotations
+
+from app.core.errors import DomainError
+from app.identity.models import Tenant
+
+MiB = 1024 * 1024
+# What one generation of a kind is expected to store, for the quota check before it starts.
+ESTIMATED_BYTES = {"image": 4 * MiB, "audio": 2 * MiB, "chat": 0, "video": 64 * MiB, "midjourney": 8 * MiB}
+
+
+class StorageQuotaExceeded(DomainError):
+    status = 413
+    code = "storage_quota_exceeded"
+
+
+class StorageFeesOwed(DomainError):
+    status = 402
+    type = "insufficient_credits"
+    code = "storage_fees_owed"
+
+
+def estimate(kind: str, params: dict) -> int:
+    count = params.get("n") if kind == "image" and isinstance(params.get("n"), int) else 1
+    return ESTIMATED_BYTES.get(kind, 0) * max(count, 1)
+
+
+def ensure_room(tenant: Tenant, size_bytes: int) -> None:
+    """413 when storing `size_bytes` more would pass the tenant's quota. A tenant with its own bucket
+    (CUSTOM) has no quota unless one is set; a PLATFORM tenant's quota is None when unlimited."""
+    quota = tenant.storage_quota_bytes
+    if quota is None or size_bytes <= 0:
+        return
+    used = tenant.storage_used_bytes
+    if used + size_bytes > quota:
+        raise StorageQuotaExceeded(f"Storing this needs about {_size(size_bytes)}, but the tenant uses "
+                                   f"{_size(used)} of its {_size(quota)} storage quota. Delete results or ask "
+                                   "for a larger quota.")
+
+
+def ensure_no_fees_owed(tenant: Tenant) -> None:
+    if tenant.storage_fees_owed > 0:
+        raise StorageFeesOwed(f"This tenant owes {tenant.storage_fees_owed} credits of storage fees; they are "
+                              "taken from the next recharge, and new generations start once they are paid.")
+
+
+def ensure_can_start(tenant: Tenant, kind: str, params: dict, *, is_test: bool) -> None:
+    if not is_test:
+        ensure_no_fees_owed(tenant)
+    ensure_room(tenant, estimate(kind, params))
+
+
+def _size(size_bytes: int) -> str:
+    for unit, scale in (("GiB", 1024 ** 3), ("MiB", MiB), ("KiB", 1024)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} bytes"
