@@ -104,3 +104,18 @@ def test_bad_video_requests_are_refused_and_hold_nothing(client, acme):
                              json={"prompt": "x", "size": "huge"}), 400)
     assert ledger.account(acme.tenant.id).held == 0 and db.session.scalar(
         sa.select(sa.func.count()).select_from(Generation)) == 0
+
+
+@pytest.mark.parametrize("extra,param", [({"duration": 9}, "duration"), ({"resolution": "4k"}, "resolution")])
+def test_a_duration_or_resolution_the_model_does_not_offer_is_refused_with_nothing_held(client, acme, extra, param):
+    error = assert_error(video(client, acme, **extra), 400, f"invalid_{param}")
+    assert error["param"] == param and VIDU in error["message"]
+    assert ledger.account(acme.tenant.id).held == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Generation)) == 0
+
+
+def test_openai_seconds_are_checked_against_the_model_too(client, acme):
+    response = client.post("/api/v1/videos", headers=key_headers(acme),
+                           json={"model": "sora-2", "prompt": "a fox", "seconds": "8"})
+    error = assert_error(response, 400, "invalid_duration")
+    assert "10 s, 15 s" in error["message"]

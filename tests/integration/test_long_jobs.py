@@ -74,7 +74,7 @@ def test_the_openai_sdk_creates_polls_and_downloads_a_video(queued_live_server, 
                     timeout=30)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # OpenAI marks its Sora API deprecated
-        made = client.videos.create_and_poll(model="sora-2", prompt="a lighthouse at dusk", seconds="8",
+        made = client.videos.create_and_poll(model="sora-2", prompt="a lighthouse at dusk", seconds="10",
                                              size="1280x720", poll_interval_ms=300)
         assert made.status == "completed" and made.object == "video", worker.output()[-2000:]
         assert made.seconds == "5" and made.size  # the clip the sandbox made is 5 s: within the 10 s tier

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from app.catalog import pricing
+from app.core.errors import InvalidInput
 from app.gateway import client as gateway
 from app.generation import media
 from app.generation.kinds import sora
@@ -20,6 +21,30 @@ FORWARDED = {
     "/videos/upscale": ("model", "video_url", "upscale_resolution"),
     "/videos/commercial": ("model", "images", "prompt", "duration", "ratio", "language"),
 }
+
+
+def prepare(model, params: dict) -> dict:
+    """A duration or resolution the model does not offer is refused here, before anything is held,
+    rather than priced at a neighbouring tier and answered with a clip of another length."""
+    capabilities = model.capabilities or {}
+    for param, offered_key, unit in (("duration", "durations", " s"), ("resolution", "resolutions", "")):
+        offered, value = capabilities.get(offered_key) or [], params.get(param)
+        if value is None or not offered:
+            continue
+        if not any(_same(value, choice) for choice in offered):
+            listed = ", ".join(f"{choice}{unit}" for choice in offered)
+            raise InvalidInput(f"{model.model_id} offers {param} {listed}; {value!r} is not one of them.",
+                               param=param, code=f"invalid_{param}")
+    return params
+
+
+def _same(value, choice) -> bool:
+    if isinstance(choice, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(value) == float(choice)
+        except (TypeError, ValueError):
+            return False
+    return str(value).lower() == str(choice).lower()
 
 
 def payload(params: dict, route: str) -> dict:
