@@ -512,8 +512,6 @@ def _system_actor(generation: Generation) -> Actor:
     return Actor("api_key", str(generation.api_key_id) if generation.api_key_id else None, None, generation.tenant_id)
 
 
-# --- results ----------------------------------------------------------------------------------------
-
 class Results:
     """Copies a generation's results into the tenant's storage: call it with the gateway's result items
     ({url, …}); it returns what the generation records of them (`data` keeps their bytes, for a kind that
