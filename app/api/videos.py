@@ -11,6 +11,7 @@ from app.api.files import file_url, send_stored
 from app.api.openapi import endpoint
 from app.core.errors import InvalidInput, NotFound
 from app.generation import flow, videos
+from app.generation.kinds import sora
 from app.generation.models import FINAL_STATUSES
 from app.schemas.videos import (OpenAIVideoIn, VideoCommercialIn, VideoContentQuery, VideoDeletedOut, VideoIn,
                                 VideoListOut, VideoListQuery, VideoOut, VideoUpscaleIn, video_out)
@@ -18,6 +19,8 @@ from app.storage import quota
 from app.storage import service as storage
 
 ERRORS = (402, 403, 404, 409, 422, 429)
+# The gateway routes each endpoint's parameters are for: a model made on another one is refused.
+GENERATE, UPSCALE, COMMERCIAL = ("/videos/generations", sora.ROUTE), ("/videos/upscale",), ("/videos/commercial",)
 POLL_AFTER_MS = 2000  # what openai's create_and_poll waits between polls while a video runs
 
 
@@ -35,9 +38,9 @@ def _answer(generation, status: int = 200):
     return response
 
 
-def _start(params: dict):
+def _start(params: dict, routes: tuple[str, ...] = GENERATE):
     params = {name: value for name, value in params.items() if value is not None}
-    generation = flow.run_in_background(generation_caller(), "video", params,
+    generation = flow.run_in_background(generation_caller(), "video", params, routes=routes,
                                         idempotency_key=request.headers.get("Idempotency-Key"))
     return _answer(generation, 202)
 
@@ -81,7 +84,7 @@ def create_openai_video(body: OpenAIVideoIn):
 @endpoint("Upscale a video (the gateway's /videos/upscale); answers 202", body=VideoUpscaleIn, response=VideoOut,
           status=202, auth=AUTH, errors=ERRORS, tags=("videos",))
 def upscale_video(body: VideoUpscaleIn):
-    return _start(body.model_dump())
+    return _start(body.model_dump(), UPSCALE)
 
 
 @bp.post("/videos/commercial")
@@ -90,7 +93,7 @@ def upscale_video(body: VideoUpscaleIn):
 def commercial_video(body: VideoCommercialIn):
     if not body.images and not body.prompt:
         raise InvalidInput("Give images or a prompt.", param="images")
-    return _start(body.model_dump())
+    return _start(body.model_dump(), COMMERCIAL)
 
 
 @bp.get("/videos")

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -104,14 +104,20 @@ def _mark(generation: Generation, status: str) -> None:
 
 
 def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None,
-          generating: bool = False, parent_id: uuid.UUID | None = None) -> Started | Replay:
+          generating: bool = False, parent_id: uuid.UUID | None = None,
+          routes: Collection[str] = ()) -> Started | Replay:
     """Everything before the gateway call, committed in one transaction: the hold, the idempotency
     row and the PENDING generation exist together or not at all. `generating`: the caller calls the
-    gateway right away, so the generation is GENERATING in the same commit (one transaction less)."""
+    gateway right away, so the generation is GENERATING in the same commit (one transaction less).
+    `routes`: the gateway routes the endpoint's parameters are for (an upscale model on /videos/upscale)."""
     model, rule = catalog.model_for_tenant(caller.tenant, params.get("model"))
     if model.kind != kind:
         raise InvalidInput(f"{model.model_id} is a {model.kind} model, not {kind}.", param="model",
                            code="model_kind_mismatch")
+    if routes and model.route not in routes:
+        raise InvalidInput(f"{model.model_id} is not made on this endpoint: use "
+                           f"{kinds.video.ENDPOINTS.get(model.route, model.route)}.", param="model",
+                           code="model_endpoint_mismatch")
     # Priced, recorded and forwarded as prepared; the idempotency key compares the request as sent.
     sent, params = params, kinds.prepare(model, params)
     quote = pricing.estimate(rule.billing_type, rule.prices, params)
@@ -408,9 +414,9 @@ class Streaming:
 
 
 def run_in_background(caller: Caller, kind: str, params: dict, *, idempotency_key: str | None = None,
-                      parent_id: uuid.UUID | None = None) -> Generation:
+                      parent_id: uuid.UUID | None = None, routes: Collection[str] = ()) -> Generation:
     """Hold and record now, generate on the job queue; the client polls (or gets a webhook)."""
-    started = start(caller, kind, params, idempotency_key=idempotency_key, parent_id=parent_id)
+    started = start(caller, kind, params, idempotency_key=idempotency_key, parent_id=parent_id, routes=routes)
     if isinstance(started, Replay):
         return started.generation
     jobs.enqueue("generation.execute", generation_id=str(started.generation.id))

@@ -119,3 +119,15 @@ def test_openai_seconds_are_checked_against_the_model_too(client, acme):
                            json={"model": "sora-2", "prompt": "a fox", "seconds": "8"})
     error = assert_error(response, 400, "invalid_duration")
     assert "10 s, 15 s" in error["message"]
+
+
+@pytest.mark.parametrize("path,body,use", [
+    ("/api/v1/videos/upscale", {"model": VIDU, "video_url": "https://cdn.example.com/a.mp4"},
+     "/api/v1/videos/generations"),
+    ("/api/v1/videos/generations", {"model": "video-upscale", "prompt": "x"}, "/api/v1/videos/upscale"),
+    ("/api/v1/videos/commercial", {"model": VIDU, "prompt": "an ad"}, "/api/v1/videos/generations"),
+])
+def test_a_model_sent_to_another_endpoint_is_refused_naming_the_right_one(client, acme, path, body, use):
+    error = assert_error(client.post(path, headers=key_headers(acme), json=body), 400, "model_endpoint_mismatch")
+    assert error["param"] == "model" and use in error["message"]
+    assert ledger.account(acme.tenant.id).held == 0

@@ -23,6 +23,12 @@ FORWARDED = {
 }
 
 
+# Our endpoint for each of the gateway's video routes, for a model sent to the wrong one.
+ENDPOINTS = {"/videos/generations": "POST /api/v1/videos/generations (or /api/v1/videos)",
+             sora.ROUTE: "POST /api/v1/videos/generations (or /api/v1/videos)",
+             "/videos/upscale": "POST /api/v1/videos/upscale", "/videos/commercial": "POST /api/v1/videos/commercial"}
+
+
 def prepare(model, params: dict) -> dict:
     """A duration or resolution the model does not offer is refused here, before anything is held,
     rather than priced at a neighbouring tier and answered with a clip of another length."""
