@@ -57,7 +57,7 @@ def ensure_can_start(tenant: Tenant, kind: str, params: dict, *, is_test: bool) 
 
 def human_size(size_bytes: int) -> str:
     """1.5 GiB, 12.0 MiB, 300 bytes: a size as people read it."""
-    for unit, scale in (("GiB", 1024 ** 3), ("MiB", MiB), ("KiB", 1024)):
+    for unit, scale in (("TiB", 1024 ** 4), ("GiB", 1024 ** 3), ("MiB", MiB), ("KiB", 1024)):
         if size_bytes >= scale:
             return f"{size_bytes / scale:.1f} {unit}"
     return f"{size_bytes} bytes"
