@@ -141,7 +141,8 @@ def _tenant_of(key: str) -> str:
 
 def _range(date_from: date | None, date_to: date | None) -> tuple[date, date]:
     date_to = date_to or utcnow().date()
-    date_from = date_from or date_to - timedelta(days=29)
+    if date_from is None:
+        date_from = date_to - timedelta(days=29) if date_to > date.min + timedelta(days=29) else date.min
     if date_from > date_to:
         raise InvalidInput("from must not be after to.", param="from")
     if (date_to - date_from).days > 366:

@@ -72,6 +72,7 @@ def test_a_tenant_admin_sees_its_storage_by_day_member_and_kind(client, make, ac
     assert [day["date"] for day in narrowed["days"]] == [(today - timedelta(days=1)).isoformat(), today.isoformat()]
     assert_error(client.get(f"{STORAGE}?from={today}&to={today - timedelta(days=3)}", headers=boss), 400)
     assert_error(client.get(f"{STORAGE}?from=yesterday", headers=boss), 400)
+    assert client.get(f"{STORAGE}?to=0001-01-02", headers=boss).status_code == 200  # no day before the first
 
 
 def test_members_may_not_read_it_and_each_tenant_sees_only_its_own(client, make, acme, boss):
