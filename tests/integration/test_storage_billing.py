@@ -9,12 +9,15 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import sqlalchemy as sa
 
 from app.billing import ledger
+from app.core.errors import InvalidInput
 from app.core.transaction import atomic
 from app.extensions import db
 from app.identity import tenants
+from app.jobs import SCHEDULE, resolve
 from app.models import LedgerEntry, StoredFile, Tenant, TenantStorageUsage
 from app.storage import billing
 from app.storage import service as storage
@@ -258,22 +261,27 @@ def test_without_an_active_rule_storage_is_metered_and_nothing_charged(app, make
     assert [entry.amount for entry in storage_entries(acme)] == [-86]  # 2,600 a month / 30 = 86.67
 
 
+def test_the_scheduled_job_bills_yesterday_once(app, make):
+    standard_rule()
+    acme = make.funded_tenant("Acme", credits=1000)
+    occupy(acme, 90 * GiB)
+    assert SCHEDULE["storage.bill"] == {"minute": "20"}  # hourly: the first run after midnight bills the day
+    for _run in range(3):
+        resolve("storage.bill")()
+    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    assert [entry.reference for entry in storage_entries(acme)] == [f"storage:{yesterday}"]
+    assert ledger.account(acme.tenant.id).balance == 1000 - 30
+
+
 def test_a_day_that_is_not_over_is_not_billed(app, make, runner):
-    now = datetime(2025, 3, 10, 23, 59, tzinfo=timezone.utc)
-    error = assert_raises_invalid(lambda: billing.bill(date(2025, 3, 10), now=now))
-    assert "not over yet" in error.message
+    make.funded_tenant("Acme")
+    with pytest.raises(InvalidInput, match="2025-03-10 is not over yet"):
+        billing.bill(date(2025, 3, 10), now=datetime(2025, 3, 10, 23, 59, tzinfo=timezone.utc))
     assert db.session.scalar(sa.select(sa.func.count()).select_from(TenantStorageUsage)) == 0
     result = runner.invoke(args=["storage", "bill", "--date", "2999-01-01"])
     assert result.exit_code == 1 and "not over yet" in result.output
-
-
-def assert_raises_invalid(call):
-    from app.core.errors import InvalidInput
-    try:
-        call()
-    except InvalidInput as error:
-        return error
-    raise AssertionError("no InvalidInput raised")
+    result = runner.invoke(args=["storage", "bill", "--date", "yesterday"])
+    assert result.exit_code == 2 and "'yesterday' does not match the format '%Y-%m-%d'" in result.output
 
 
 def test_ledger_verify_finds_a_storage_fee_neither_paid_nor_owed(app, make, runner):
