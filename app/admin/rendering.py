@@ -12,6 +12,7 @@ from app.admin import bp
 from app.admin.auth import is_htmx, safe_next, sign_in_required
 from app.admin.forms import Form
 from app.core.errors import Conflict, DomainError, InvalidInput
+from app.storage.quota import human_size
 
 # A form error the admin can fix; anything else (a foreign or missing id above all) keeps its own answer.
 FIXABLE = (InvalidInput, Conflict)
@@ -24,7 +25,7 @@ NAV = (
     ("models", "Models & prices", "admin.model_list"),
     ("billing", "Billing", "admin.billing_overview"),
     ("generations", "Generations", "admin.generation_list"),
-    ("storage", "Storage", None),
+    ("storage", "Storage", "admin.storage_overview"),
     ("gateways", "Gateways", "admin.gateway_list"),
     ("admins", "Admins", "admin.admin_list"),
     ("audit", "Audit log", "admin.audit_log"),
@@ -75,6 +76,11 @@ def csrf_error(error: CSRFError):
 @bp.app_template_filter("admin_time")
 def admin_time(value: datetime | None) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+@bp.app_template_filter("size")
+def size_filter(value: int | None) -> str:
+    return "—" if value is None else human_size(value)
 
 
 @bp.app_template_filter("credits")

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from werkzeug.datastructures import MultiDict
 
-from app.admin.charts import usage_chart
+from app.admin.charts import size_chart, usage_chart
 from app.admin.forms import Form, day, text
 from app.admin.rendering import respond, wants_fragment
 from app.billing import accounts as billing
@@ -19,6 +19,7 @@ from app.core.errors import InvalidInput
 from app.generation import usage
 from app.identity import api_keys, devices, users
 from app.identity.models import KEY_MODES, KEY_SCOPES, USER_ROLES
+from app.storage import billing as storage_billing
 from app.webhooks import deliveries as webhook_deliveries
 from app.webhooks import endpoints as webhook_endpoints
 from app.webhooks.models import EVENT_TYPES
@@ -111,6 +112,24 @@ def webhooks_section(tenant, **extra):
             "webhook_notice": None, "webhook_error": None, "now": utcnow(), **extra}
 
 
+QUOTA_UNITS = {"MiB": 1024 ** 2, "GiB": 1024 ** 3, "TiB": 1024 ** 4}
+
+
+def quota_form(tenant) -> Form:
+    """The quota in the largest unit that holds it exactly (empty: no quota)."""
+    quota = tenant.storage_quota_bytes
+    if quota is None:
+        return Form({"quota": "", "unit": "GiB"})
+    unit = next((unit for unit, scale in reversed(QUOTA_UNITS.items()) if quota % scale == 0), "MiB")
+    return Form({"quota": str(quota // QUOTA_UNITS[unit]), "unit": unit})
+
+
+def storage_section(tenant, **extra):
+    report = storage_billing.tenant_report(tenant.id)
+    return {"tenant": tenant, "storage": report, "storage_chart": size_chart(report["days"]),
+            "quota_form": quota_form(tenant), "quota_units": QUOTA_UNITS, "storage_notice": None, **extra}
+
+
 SECTIONS = {
     "info": ("admin/partials/tenant_info.html", info_section),
     "members": ("admin/partials/members.html", members_section),
@@ -118,6 +137,7 @@ SECTIONS = {
     "keys": ("admin/partials/keys.html", keys_section),
     "credits": ("admin/partials/tenant_credits.html", credits_section),
     "usage": ("admin/partials/tenant_usage.html", usage_section),
+    "storage": ("admin/partials/tenant_storage.html", storage_section),
     "webhooks": ("admin/partials/webhooks.html", webhooks_section),
 }
 

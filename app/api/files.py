@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 from typing import BinaryIO
 
-from flask import Blueprint, request, send_file
+from flask import Blueprint, current_app, request, send_file
 
 from app.storage import signing
+from app.storage.metering import CountedBody
 from app.storage.models import StoredFile
 
 bp = Blueprint("files", __name__)
@@ -23,7 +24,8 @@ def serve(key: str):
 
 
 def send_stored(stored: StoredFile, file: BinaryIO, *, size: int | None = None, cache_control: str = "private"):
-    """An object's bytes, with Range (206, so a <video> can seek) and revalidation support."""
+    """An object's bytes, with Range (206, so a <video> can seek) and revalidation support. The bytes
+    actually sent are counted against the tenant's download traffic."""
     if size is None:
         try:
             size = os.fstat(file.fileno()).st_size
@@ -33,6 +35,7 @@ def send_stored(stored: StoredFile, file: BinaryIO, *, size: int | None = None, 
                          conditional=False, etag=str(stored.id), last_modified=stored.created_at)
     response.content_length = size
     response = response.make_conditional(request, accept_ranges=True, complete_length=size)
+    response.response = CountedBody(response.response, stored.tenant_id, current_app._get_current_object())
     response.headers["Cache-Control"] = cache_control
     response.headers.pop("Expires", None)
     response.headers["X-Content-Type-Options"] = "nosniff"

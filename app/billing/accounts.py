@@ -46,8 +46,13 @@ def recharge(tenant_id, amount: int, actor: Actor, *, description: str | None = 
 
     def operation() -> dict:
         entry = ledger.credit(tenant.id, "RECHARGE", amount, actor, description=description)
+        # Storage fees the tenant could not pay are taken first, so its generations start again.
+        fees = ledger.collect_owed_storage_fees(tenant.id, amount, actor, reference=f"recharge:{entry.id}")
+        changes = {"amount": amount, "description": description, "entry_id": str(entry.id)}
+        if fees is not None:
+            changes["storage_fees_paid"] = -fees.amount
         audit.record(actor, "credits.recharge", target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
-                     changes={"amount": amount, "description": description, "entry_id": str(entry.id)})
+                     changes=changes)
         check_low_credits(tenant.id)  # back above the threshold: the next fall alerts again
         account = ledger.account(tenant.id)
         return {"entry_id": str(entry.id), "balance": account.balance, "held": account.held}

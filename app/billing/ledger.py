@@ -22,8 +22,10 @@ from app.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from app.extensions import db
 from app.identity.audit import Actor
 from app.identity.models import Tenant
+from app.storage.models import TenantStorageUsage
 
 DEFAULT_HOLD_TTL = timedelta(minutes=30)
+STORAGE_DAY_REFERENCE = "storage:"  # a daily storage fee's reference: storage:YYYY-MM-DD
 
 
 class InsufficientCredits(DomainError):
@@ -200,6 +202,47 @@ def debit(tenant_id: uuid.UUID, type_: str, amount: int, actor: Actor, *, descri
     return _entry(tenant_id, type_, -amount, balance, actor, description=description, reference=reference)
 
 
+@dataclass(frozen=True)
+class StorageCharge:
+    entry: LedgerEntry | None  # None when nothing could be taken
+    paid: int
+    owed: int  # added to the tenant's storage_fees_owed
+
+
+def charge_storage_fee(tenant_id: uuid.UUID, fee: int, actor: Actor, *, description: str,
+                       reference: str) -> StorageCharge:
+    """A storage fee, taken from what is available and never below zero: the rest is added to the
+    tenant's storage_fees_owed, which its next recharge pays first. Call it with the tenant's row
+    locked (the daily bill does), so what is available cannot change before the debit; the debit is
+    still the conditional UPDATE, which would refuse rather than overdraw."""
+    fee = _whole(fee, allow_zero=True)
+    paid = min(fee, max(account(tenant_id).available, 0))
+    owed = fee - paid
+    more_owed = {"storage_fees_owed": _tenants.c.storage_fees_owed + owed} if owed else None
+    entry = None
+    if paid:
+        if owed:
+            description = f"{description}; {owed} of {fee} owed, taken from the next recharge"
+        entry = debit(tenant_id, "STORAGE", paid, actor, description=description, reference=reference,
+                      extra_values=more_owed)
+    elif owed:
+        db.session.execute(sa.update(_tenants).where(_tenants.c.id == tenant_id).values(**more_owed))
+    return StorageCharge(entry, paid, owed)
+
+
+def collect_owed_storage_fees(tenant_id: uuid.UUID, recharged: int, actor: Actor, *,
+                              reference: str | None = None) -> LedgerEntry | None:
+    """In a recharge's transaction, right after its credit (whose UPDATE holds the tenant's row): the
+    storage fees the tenant owes, up to what was recharged, as a STORAGE entry of their own."""
+    owed = db.session.scalar(sa.select(_tenants.c.storage_fees_owed).where(_tenants.c.id == tenant_id))
+    taken = min(owed or 0, recharged)
+    if taken <= 0:
+        return None
+    return debit(tenant_id, "STORAGE", taken, actor, reference=reference,
+                 description=f"Storage fees owed: {taken} of {owed} credits, paid from a recharge",
+                 extra_values={"storage_fees_owed": _tenants.c.storage_fees_owed - taken})
+
+
 def verify() -> list[str]:
     """Check every tenant: balance = Σ entries, held = Σ HELD holds, each hold resolved once and
     charged as settled. Returns one line per offence (empty when the ledger is sound)."""
@@ -235,4 +278,33 @@ def verify() -> list[str]:
             problems.append(f"hold {hold_id}: {status} but charged {-total}")
         elif status == "SETTLED" and -total != (settled_amount or 0):
             problems.append(f"hold {hold_id}: settled {settled_amount} but charged {-total}")
+    return problems + _verify_storage_fees()
+
+
+def _verify_storage_fees() -> list[str]:
+    """Every storage fee a daily bill charged is either a STORAGE entry (that day, or from a later
+    recharge) or still owed; each day is charged at most once."""
+    problems = []
+    billed = (sa.select(TenantStorageUsage.tenant_id,
+                        sa.func.sum(TenantStorageUsage.storage_credits + TenantStorageUsage.traffic_credits)
+                        .label("total"))
+              .group_by(TenantStorageUsage.tenant_id).subquery())
+    paid = (sa.select(LedgerEntry.tenant_id, (-sa.func.sum(LedgerEntry.amount)).label("total"))
+            .where(LedgerEntry.type == "STORAGE").group_by(LedgerEntry.tenant_id).subquery())
+    rows = db.session.execute(
+        sa.select(Tenant.id, Tenant.name, Tenant.storage_fees_owed, sa.func.coalesce(billed.c.total, 0),
+                  sa.func.coalesce(paid.c.total, 0))
+        .outerjoin(billed, billed.c.tenant_id == Tenant.id).outerjoin(paid, paid.c.tenant_id == Tenant.id)
+    ).all()
+    for tenant_id, name, owed, billed_total, paid_total in rows:
+        if billed_total != paid_total + owed:
+            problems.append(f"tenant {tenant_id} ({name}): storage fees billed {billed_total} != paid {paid_total} "
+                            f"+ owed {owed}")
+    twice = db.session.execute(
+        sa.select(LedgerEntry.tenant_id, LedgerEntry.reference, sa.func.count())
+        .where(LedgerEntry.type == "STORAGE", LedgerEntry.reference.like(f"{STORAGE_DAY_REFERENCE}%"))
+        .group_by(LedgerEntry.tenant_id, LedgerEntry.reference).having(sa.func.count() > 1)
+    ).all()
+    for tenant_id, reference, count in twice:
+        problems.append(f"tenant {tenant_id}: {reference} charged {count} times")
     return problems

@@ -10,6 +10,7 @@ from app.core.errors import DomainError
 from app.identity import admins, api_keys, tenants
 from app.schemas import dump
 from app.schemas.identity import ApiKeyOut, TenantOut
+from app.storage import purge
 
 
 @click.group("admins", help="Platform admins and their API tokens.")
@@ -121,6 +122,18 @@ def tenants_create(name, seats, contact_email, admin_username, admin_password, n
     else:
         click.echo(f"Tenant {created.tenant.name} ({created.tenant.id})")
         click.echo(f"API key (shown once): {created.api_key_plaintext}")
+
+
+@tenants_cli.command("purge", help="Remove a deactivated tenant's objects from the platform's storage (never from "
+                                   "its own bucket); run it again to retry what could not be removed.")
+@click.argument("tenant_id")
+def tenants_purge(tenant_id):
+    try:
+        purged = purge.purge_tenant(tenant_id, CLI)
+    except DomainError as error:
+        fail(error)
+    click.echo(f"Unmetered {purged.objects} object(s) ({purged.size_bytes} bytes); removed {purged.removed} "
+               "from storage.")
 
 
 @click.group("keys", help="API key housekeeping.")

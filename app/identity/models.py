@@ -29,6 +29,9 @@ class Tenant(IdMixin, TimestampMixin, Base):
         # The ledger's invariants, enforced by the database itself (docs/architecture.md, "Credits ledger").
         sa.CheckConstraint("held >= 0", name="held_non_negative"),
         sa.CheckConstraint("storage_fees_owed >= 0", name="storage_fees_owed_non_negative"),
+        sa.CheckConstraint("storage_download_unbilled_bytes >= 0", name="storage_download_unbilled_non_negative"),
+        sa.CheckConstraint("storage_fee_carry_millicredits >= 0 AND storage_fee_carry_millicredits < 1000",
+                           name="storage_fee_carry_below_a_credit"),
         sa.CheckConstraint("balance - held >= 0", name="available_non_negative"),
         sa.CheckConstraint("low_credits_threshold >= 0", name="low_credits_threshold_non_negative"),
     )
@@ -47,6 +50,10 @@ class Tenant(IdMixin, TimestampMixin, Base):
     # Storage fees the balance could not cover; taken first from the next recharge, and while any
     # are owed no new generation starts (402 storage_fees_owed).
     storage_fees_owed: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # Bytes downloaded through us (buffered, then added here) that no daily bill has charged yet.
+    storage_download_unbilled_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # The fraction of a credit the daily storage bills have not charged yet, carried to the next day.
+    storage_fee_carry_millicredits: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     require_device: Mapped[bool] = mapped_column(default=True)
     # Credits: spendable = balance - held. Changed only by app/billing/ledger.py, in SQL.
     balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -28,6 +28,7 @@ JOBS: dict[str, Job] = {
     "gateways.probe": Job("short", "app.gateway.registry:probe_gateways"),
     "holds.expire": Job("short", "app.generation.sweep:sweep"),
     "idempotency.purge": Job("short", "app.billing.idempotency:purge_expired"),
+    "storage.bill": Job("short", "app.storage.billing:bill_due"),
     "storage.sweep": Job("short", "app.storage.service:sweep"),
     "webhooks.deliver": Job("short", "app.webhooks.deliveries:deliver"),
     "webhooks.retry": Job("short", "app.webhooks.deliveries:retry_due"),
@@ -39,6 +40,8 @@ SCHEDULE: dict[str, dict[str, str]] = {
     "generation.reconcile": {"minute": "*"},
     "holds.expire": {"minute": "*"},
     "idempotency.purge": {"minute": "17"},
+    # Daily work, run hourly: the first run after midnight (UTC) bills the day before, the rest find it billed.
+    "storage.bill": {"minute": "20"},
     "storage.sweep": {"minute": "*/10"},
     "webhooks.retry": {"minute": "*"},
 }

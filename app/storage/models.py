@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, IdMixin, utcnow
+from app.core.db import Base, IdMixin, TimestampMixin, utcnow
 
 # PENDING: recorded before the bytes are written, not yet metered; STORED: confirmed and metered in the
 # transaction that settled its generation. A PENDING row that never confirms is swept with its object.
@@ -40,3 +40,53 @@ class StoredFile(IdMixin, Base):
     original_url: Mapped[str | None] = mapped_column(sa.String(2000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None]
+
+
+class StorageBillingRule(IdMixin, TimestampMixin, Base):
+    """What storage costs a PLATFORM-mode tenant: marginal tiers in credits per GiB-month (the first
+    `tier1_limit_gib` at tier 1, up to `tier2_limit_gib` at tier 2, the rest at tier 3) and a price per
+    GiB downloaded. At most one rule is active; with none, storage is metered but not charged."""
+
+    __tablename__ = "storage_billing_rules"
+    __table_args__ = (
+        sa.CheckConstraint("tier1_price >= 0 AND tier2_price >= 0 AND tier3_price >= 0 AND traffic_price >= 0",
+                           name="prices_non_negative"),
+        sa.CheckConstraint("tier1_limit_gib > 0 AND tier2_limit_gib > tier1_limit_gib", name="tiers_ascending"),
+        sa.Index("uq_storage_billing_rules_one_active", "is_active", unique=True,
+                 postgresql_where=sa.text("is_active"), sqlite_where=sa.text("is_active")),
+    )
+
+    name: Mapped[str] = mapped_column(sa.String(80))
+    tier1_price: Mapped[int] = mapped_column(sa.BigInteger)
+    tier1_limit_gib: Mapped[int] = mapped_column(sa.BigInteger)
+    tier2_price: Mapped[int] = mapped_column(sa.BigInteger)
+    tier2_limit_gib: Mapped[int] = mapped_column(sa.BigInteger)
+    tier3_price: Mapped[int] = mapped_column(sa.BigInteger)
+    traffic_price: Mapped[int] = mapped_column(sa.BigInteger)
+    is_active: Mapped[bool] = mapped_column(default=False)
+
+
+class TenantStorageUsage(IdMixin, Base):
+    """One tenant's storage on one (UTC) day, written once by the daily bill: its row is what makes
+    billing a day again charge nothing. Credits are what the day cost, whether paid then or owed."""
+
+    __tablename__ = "tenant_storage_usage"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "day", name="uq_tenant_storage_usage_tenant_day"),
+        sa.CheckConstraint("storage_bytes >= 0 AND upload_bytes >= 0 AND download_bytes >= 0 AND file_count >= 0",
+                           name="counts_non_negative"),
+        sa.CheckConstraint("storage_credits >= 0 AND traffic_credits >= 0", name="credits_non_negative"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    day: Mapped[date]
+    oss_mode: Mapped[str] = mapped_column(sa.String(16))
+    storage_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # the meter when the day was billed
+    upload_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # objects stored that day
+    download_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # counted since the previous bill
+    file_count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    storage_credits: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    traffic_credits: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    rule_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("storage_billing_rules.id",
+                                                                    ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

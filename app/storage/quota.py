@@ -38,9 +38,9 @@ def ensure_room(tenant: Tenant, size_bytes: int) -> None:
         return
     used = tenant.storage_used_bytes
     if used + size_bytes > quota:
-        raise StorageQuotaExceeded(f"Storing this needs about {_size(size_bytes)}, but the tenant uses "
-                                   f"{_size(used)} of its {_size(quota)} storage quota. Delete results or ask "
-                                   "for a larger quota.")
+        raise StorageQuotaExceeded(f"Storing this needs about {human_size(size_bytes)}, but the tenant uses "
+                                   f"{human_size(used)} of its {human_size(quota)} storage quota. Delete results or "
+                                   "ask for a larger quota.")
 
 
 def ensure_no_fees_owed(tenant: Tenant) -> None:
@@ -55,8 +55,9 @@ def ensure_can_start(tenant: Tenant, kind: str, params: dict, *, is_test: bool) 
     ensure_room(tenant, estimate(kind, params))
 
 
-def _size(size_bytes: int) -> str:
-    for unit, scale in (("GiB", 1024 ** 3), ("MiB", MiB), ("KiB", 1024)):
+def human_size(size_bytes: int) -> str:
+    """1.5 GiB, 12.0 MiB, 300 bytes: a size as people read it."""
+    for unit, scale in (("TiB", 1024 ** 4), ("GiB", 1024 ** 3), ("MiB", MiB), ("KiB", 1024)):
         if size_bytes >= scale:
             return f"{size_bytes / scale:.1f} {unit}"
     return f"{size_bytes} bytes"

@@ -2,6 +2,7 @@
 object is always read, signed and deleted where it was written, whatever new objects use today."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
 from flask import current_app
@@ -19,6 +20,11 @@ class Backend(Protocol):
     def open(self, key: str) -> BinaryIO: ...
 
     def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Every object whose key starts with `prefix`, as (key, size in bytes): what `flask storage verify
+        --deep` compares with the records."""
+        ...
 
 
 def named(name: str) -> Backend:

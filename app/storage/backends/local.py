@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,3 +54,18 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Objects under `prefix`, never a draft being written (a dot file) or anything outside the root."""
+        folder = prefix.rpartition("/")[0]
+        top = self._path(folder) if folder else self.root
+        if not top.is_dir():
+            return
+        for directory, subdirectories, files in os.walk(top):
+            subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+            for name in sorted(files):
+                path = Path(directory, name)
+                key = path.relative_to(self.root).as_posix()
+                if name.startswith(".") or not key.startswith(prefix) or path.is_symlink():
+                    continue
+                yield key, path.stat().st_size
