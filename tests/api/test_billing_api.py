@@ -110,7 +110,7 @@ def test_an_unknown_model_is_404(client, acme, catalog_seeded):
     ({"model": "doubao-seedream-4-0-250828", "prompt": "a cat"}, 20, {"images": 1, "per_image": 20}),
     ({"model": "viduq2-pro", "duration": 4, "resolution": "1080p"}, 140,
      {"resolution": "1080p", "per_second": 35, "seconds": 4}),
-    ({"model": "MiniMax-Hailuo-2.3", "duration": 7, "resolution": "768p"}, 280, {"tier": "768p_10"}),
+    ({"model": "MiniMax-Hailuo-2.3", "duration": 10, "resolution": "768p"}, 280, {"tier": "768p_10"}),
     ({"model": "veo3.1"}, 480, {"seconds": 8, "per_second": 60}),
     ({"model": "speech-2.6-hd", "input": "a" * 1500}, 40, {"characters": 1500, "per_characters": 1000}),
     ({"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 1000},
