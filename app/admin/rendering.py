@@ -2,7 +2,7 @@
 blueprint's error pages, and the template filters."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import make_response, render_template, request
 from flask_login import current_user
@@ -24,6 +24,7 @@ NAV = (
     ("models", "Models & prices", "admin.model_list"),
     ("billing", "Billing", "admin.billing_overview"),
     ("generations", "Generations", "admin.generation_list"),
+    ("jobs", "Jobs", "admin.job_list"),
     ("storage", "Storage", None),
     ("gateways", "Gateways", "admin.gateway_list"),
     ("admins", "Admins", "admin.admin_list"),
@@ -75,6 +76,19 @@ def csrf_error(error: CSRFError):
 @bp.app_template_filter("admin_time")
 def admin_time(value: datetime | None) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+@bp.app_template_filter("duration")
+def duration(value: timedelta | None) -> str:
+    """A short span as people say it: 45 s, 3 min, 2 h 5 min (a negative one counts as none)."""
+    if value is None:
+        return "—"
+    seconds = max(0, int(value.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 @bp.app_template_filter("credits")
