@@ -16,6 +16,7 @@ from app.admin import (  # noqa: E402,F401
                        dashboard,
                        gateways,
                        generations,
+                       jobs,
                        rendering,
                        settings,
                        sign_in,

@@ -2,7 +2,7 @@
 blueprint's error pages, and the template filters."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import make_response, render_template, request
 from flask_login import current_user
@@ -25,6 +25,7 @@ NAV = (
     ("models", "Models & prices", "admin.model_list"),
     ("billing", "Billing", "admin.billing_overview"),
     ("generations", "Generations", "admin.generation_list"),
+    ("jobs", "Jobs", "admin.job_list"),
     ("storage", "Storage", "admin.storage_overview"),
     ("gateways", "Gateways", "admin.gateway_list"),
     ("admins", "Admins", "admin.admin_list"),
@@ -81,6 +82,19 @@ def admin_time(value: datetime | None) -> str:
 @bp.app_template_filter("size")
 def size_filter(value: int | None) -> str:
     return "—" if value is None else human_size(value)
+
+
+@bp.app_template_filter("duration")
+def duration(value: timedelta | None) -> str:
+    """A short span as people say it: 45 s, 3 min, 2 h 5 min (a negative one counts as none)."""
+    if value is None:
+        return "—"
+    seconds = max(0, int(value.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 @bp.app_template_filter("credits")

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -13,7 +15,7 @@ from app.core.lookup import get_for_tenant
 from app.core.paging import newest_first, one_page
 from app.extensions import db
 from app.gateway.models import Gateway
-from app.generation.models import Generation
+from app.generation.models import ACTIVE_STATUSES, LONG_KINDS, Generation
 from app.identity.models import ApiKey, Tenant, TenantUser
 
 
@@ -94,15 +96,114 @@ class GenerationDetail:
     gateway_name: str | None
 
 
-def generation_detail(generation_id) -> GenerationDetail:
-    """One generation of any tenant, with who asked, its hold and which gateway answered."""
+def any_generation(generation_id) -> Generation:
+    """One generation of any tenant (the platform admin's lookup); missing or malformed is a 404."""
     wanted = parse_uuid(generation_id)
     generation = db.session.get(Generation, wanted) if wanted else None
     if generation is None:
         raise NotFound("No such generation.", code="generation_not_found")
+    return generation
+
+
+def platform_row(generation_id) -> tuple[Generation, str]:
+    """A generation with its tenant's name, as a row of the platform list shows it."""
+    generation = any_generation(generation_id)
+    return generation, db.session.scalar(sa.select(Tenant.name).where(Tenant.id == generation.tenant_id))
+
+
+@dataclass
+class GenerationDetail:
+    generation: Generation
+    tenant: Tenant
+    hold: CreditHold | None
+    username: str | None
+    api_key_prefix: str | None
+    gateway_name: str | None
+    parent: Generation | None = None
+    children: list[Generation] = field(default_factory=list)  # its retries, or the actions taken on its grid
+
+
+def generation_detail(generation_id) -> GenerationDetail:
+    """One generation of any tenant, with who asked, its hold, which gateway answered, and its family."""
+    generation = any_generation(generation_id)
     user = db.session.get(TenantUser, generation.user_id) if generation.user_id else None
     key = db.session.get(ApiKey, generation.api_key_id) if generation.api_key_id else None
     row = db.session.get(Gateway, generation.gateway_id) if generation.gateway_id else None
+    children = list(db.session.scalars(sa.select(Generation).where(Generation.parent_id == generation.id)
+                                       .order_by(Generation.created_at, Generation.id)))
     return GenerationDetail(generation, db.session.get(Tenant, generation.tenant_id),
                             db.session.get(CreditHold, generation.hold_id) if generation.hold_id else None,
-                            user.username if user else None, key.prefix if key else None, row.name if row else None)
+                            user.username if user else None, key.prefix if key else None, row.name if row else None,
+                            db.session.get(Generation, generation.parent_id) if generation.parent_id else None,
+                            children)
+
+
+# --- the worker's jobs: videos and Midjourney tasks ----------------------------------------------------
+
+JOB_ROWS = 100  # per list on the Jobs page; the counts are exact
+
+
+@dataclass
+class JobList:
+    rows: list[tuple[Generation, str]]  # each generation with its tenant's name
+    total: int
+
+
+@dataclass
+class FailureGroup:
+    code: str
+    count: int
+    last_at: datetime | None
+    rows: list[tuple[Generation, str]]  # the latest of them
+
+
+@dataclass
+class JobsOverview:
+    stuck: JobList    # a lapsed lease (its worker died), or queued longer than the reconcile grace
+    running: JobList  # GENERATING or UPLOADING under a live lease
+    queued: JobList   # PENDING, not yet overdue
+    failures: list[FailureGroup]  # since `failed_since`, largest group first
+    failed_total: int
+    retries: dict[uuid.UUID, Generation]  # a failed generation's id -> its retry that has not failed
+
+
+def jobs_overview(now: datetime, *, pending_grace: timedelta, failed_since: datetime) -> JobsOverview:
+    """What the worker has in hand, read from the database (the queue only says "look at this row"):
+    stuck, running and queued long generations, oldest first, and the failures since `failed_since`
+    grouped by error code."""
+    running = Generation.status.in_(ACTIVE_STATUSES[1:])
+    lapsed = sa.and_(running, Generation.lease_until < now)
+    overdue = sa.and_(Generation.status == "PENDING", Generation.created_at <= now - pending_grace)
+    stuck = _jobs(sa.or_(lapsed, overdue))
+    live = _jobs(sa.and_(running, sa.or_(Generation.lease_until.is_(None), Generation.lease_until >= now)),
+                 Generation.started_at)
+    queued = _jobs(sa.and_(Generation.status == "PENDING", Generation.created_at > now - pending_grace))
+
+    failed = sa.and_(Generation.kind.in_(LONG_KINDS), Generation.status == "FAILED",
+                     Generation.completed_at >= failed_since)
+    code = sa.func.coalesce(Generation.error_code, "unknown")
+    groups = db.session.execute(sa.select(code, sa.func.count(), sa.func.max(Generation.completed_at))
+                                .where(failed).group_by(code).order_by(sa.func.count().desc(), code)).all()
+    latest = [tuple(row) for row in db.session.execute(
+        sa.select(Generation, Tenant.name).join(Tenant, Tenant.id == Generation.tenant_id).where(failed)
+        .order_by(Generation.completed_at.desc(), Generation.id).limit(JOB_ROWS))]
+    by_code = defaultdict(list)
+    for generation, tenant_name in latest:
+        by_code[generation.error_code or "unknown"].append((generation, tenant_name))
+    retries = {}
+    if latest:
+        for child in db.session.scalars(sa.select(Generation).where(
+                Generation.parent_id.in_([generation.id for generation, _ in latest]), Generation.status != "FAILED")):
+            retries[child.parent_id] = child
+    return JobsOverview(stuck, live, queued,
+                        [FailureGroup(name, count, last_at, by_code[name]) for name, count, last_at in groups],
+                        sum(count for _, count, _ in groups), retries)
+
+
+def _jobs(where, oldest=Generation.created_at) -> JobList:
+    where = sa.and_(Generation.kind.in_(LONG_KINDS), where)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(Generation).where(where))
+    rows = [tuple(row) for row in db.session.execute(
+        sa.select(Generation, Tenant.name).join(Tenant, Tenant.id == Generation.tenant_id).where(where)
+        .order_by(oldest, Generation.id).limit(JOB_ROWS))]
+    return JobList(rows, total)

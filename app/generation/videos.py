@@ -1,20 +1,28 @@
 """Videos as their owners see them: OpenAI's request turned into the gateway's, the list in OpenAI's
-page shape, and DELETE, which cancels a running video or deletes a finished one's objects."""
+page shape, and DELETE, which cancels a running video or deletes a finished one's objects. Cancel and
+retry of the worker's generations (videos and Midjourney tasks) are here too: the API's DELETE and the
+platform admin's Jobs page call the same `cancel`."""
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.orm.exc import StaleDataError
 
+from app import jobs
 from app.core.db import utcnow
-from app.core.errors import InvalidInput, NotFound
+from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.lookup import get_for_tenant
-from app.core.transaction import atomic
+from app.core.transaction import atomic, on_commit
 from app.extensions import db
 from app.generation import flow
-from app.generation.models import ACTIVE_STATUSES, Generation
+from app.generation.models import LONG_KINDS, Generation
+from app.identity import audit
+from app.identity.audit import Actor
+from app.identity.models import Tenant
 from app.storage import service as storage
 from app.storage.models import StoredFile
 
@@ -23,6 +31,8 @@ RATIOS = {(16, 9): "16:9", (9, 16): "9:16", (1, 1): "1:1", (4, 3): "4:3", (3, 4)
           (4, 7): "9:16"}
 CANCELLED = ("cancelled", "Cancelled by the client; nothing was charged. The AI gateway may still finish it: "
                           "its result is discarded.")
+CANCELLED_BY_ADMIN = ("cancelled", "Cancelled by a platform admin; nothing was charged. The AI gateway may still "
+                                   "finish it: its result is discarded.")
 IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 MAX_REFERENCE_BYTES = 20 * 1024 * 1024
 
@@ -108,16 +118,84 @@ def list_videos(tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, after
     return VideoPage(rows[:limit], len(rows) > limit)
 
 
+class GenerationNotActive(Conflict):
+    code = "generation_not_active"
+
+
+class NotRetryable(Conflict):
+    code = "generation_not_retryable"
+
+
+def cancel(generation: Generation, actor: Actor | None = None, *, reason: tuple[str, str] = CANCELLED) -> Generation:
+    """Stop a queued or running generation: it fails with `cancelled`, its hold is released and nothing is
+    charged. The row is locked (on PostgreSQL) and failed by a compare-and-set on its status, so of a worker
+    finishing it and this cancel exactly one wins; a worker that loses discards what it stored. An admin's
+    cancel (`actor`) is audited in the same transaction. Raises GenerationNotActive when it is already over."""
+    for _attempt in range(3):
+        try:
+            with atomic():
+                current = flow.locked(Generation.id == generation.id)
+                was = current.status
+                if not flow.record_failure(current, *reason):
+                    raise GenerationNotActive(f"This generation is already {was.lower()}; there is nothing to cancel.")
+                if actor is not None:
+                    audit.record(actor, "generation.cancel", target_type="generation", target_id=current.id,
+                                 tenant_id=current.tenant_id,
+                                 changes={"status": [was, "FAILED"], "credits_released": current.credits_held})
+            return current
+        except StaleDataError:
+            continue  # SQLite cannot lock the row: its worker moved it on meanwhile; look again
+    raise Conflict("The generation kept changing while it was being cancelled; try again.",
+                   code="generation_in_progress")
+
+
 def remove(generation: Generation) -> Generation:
     """DELETE: a running video is cancelled (its hold released; a worker still waiting on the gateway
     discards what it gets), a finished one is deleted (its objects removed and their bytes given back to
     the tenant's meter)."""
+    try:
+        return cancel(generation)
+    except GenerationNotActive:
+        pass
     with atomic():
         current = flow.locked(Generation.id == generation.id)
-        if current.status in ACTIVE_STATUSES:
-            flow.record_failure(current, *CANCELLED)
-        else:
-            current.deleted_at = utcnow()
-            storage.delete_objects(current.tenant_id, current.id)
+        current.deleted_at = utcnow()
+        storage.delete_objects(current.tenant_id, current.id)
     storage.remove_deleting(generation.id)
     return current
+
+
+def retry(generation: Generation, actor: Actor) -> Generation:
+    """Run a failed video or Midjourney task again for its tenant, as its caller: a new generation with the
+    same request, held and queued through the normal flow (and refused as any request is: not enough
+    credits, the model no longer enabled, the storage limits, the cap on long jobs), linked to the first by
+    `parent_id`. The first is locked while its retry is recorded, so two retries of one failure never
+    both start; the job is enqueued once the retry is committed."""
+    if generation.kind not in LONG_KINDS:
+        raise NotRetryable(f"Only videos and Midjourney tasks run on the worker and can be retried here; a "
+                           f"{generation.kind} generation's caller had its answer and may send the request again.")
+    with atomic():
+        original = flow.locked(Generation.id == generation.id)
+        if original.status != "FAILED":
+            raise NotRetryable(f"Only a failed generation can be retried; this one is {original.status.lower()}.")
+        again = retry_of(original.id)
+        if again is not None:
+            raise NotRetryable(f"It has already been retried as {again.id} ({again.status.lower()}).",
+                               code="already_retried")
+        tenant = db.session.get(Tenant, original.tenant_id)
+        if not tenant.is_active:
+            raise Forbidden(f"{tenant.name} is deactivated: it cannot start generations.", code="tenant_inactive")
+        caller = flow.Caller(tenant, original.user_id, original.api_key_id, original.is_test, actor)
+        retried = flow.start(caller, original.kind, dict(original.params), parent_id=original.id).generation
+        audit.record(actor, "generation.retry", target_type="generation", target_id=retried.id, tenant_id=tenant.id,
+                     changes={"retry_of": str(original.id), "credits_held": retried.credits_held})
+        on_commit(functools.partial(jobs.enqueue, "generation.execute", generation_id=str(retried.id)))
+    return retried
+
+
+def retry_of(generation_id: uuid.UUID) -> Generation | None:
+    """The retry of a failed generation that has not failed itself, if there is one. (A failed generation
+    has no other children: a Midjourney action needs a finished task.)"""
+    return db.session.scalar(sa.select(Generation).where(Generation.parent_id == generation_id,
+                                                         Generation.status != "FAILED")
+                             .order_by(Generation.created_at.desc()).limit(1))

@@ -7,7 +7,7 @@ re-reads what it needs.
 """
 from __future__ import annotations
 
-from app.jobs.queue import enqueue, enqueue_in, init_app, queues
+from app.jobs.queue import enqueue, enqueue_in, init_app, pending_counts, queues
 from app.jobs.registry import JOBS, SCHEDULE, resolve
 
-__all__ = ["JOBS", "SCHEDULE", "enqueue", "enqueue_in", "init_app", "queues", "resolve"]
+__all__ = ["JOBS", "SCHEDULE", "enqueue", "enqueue_in", "init_app", "pending_counts", "queues", "resolve"]

@@ -64,6 +64,19 @@ def queues() -> Queues:
     return current_app.extensions["waule.jobs"]
 
 
+def pending_counts() -> dict[str, int | None]:
+    """How many jobs wait on each queue, or None for a queue that cannot be read right now (Redis down):
+    a page showing it must still render."""
+    counts: dict[str, int | None] = {}
+    for queue, huey in queues().hueys.items():
+        try:
+            counts[queue] = huey.pending_count()
+        except Exception:  # the storage's own errors (redis, sqlite3): nothing a caller could act on
+            log.warning("could not count the jobs waiting on the %s queue", queue, exc_info=True)
+            counts[queue] = None
+    return counts
+
+
 def enqueue(name: str, **arguments) -> None:
     """Ask for `name` to run with these (JSON-plain) arguments. The caller has committed the rows the
     job will read: the database, not the queue, is the source of truth."""

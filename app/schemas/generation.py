@@ -247,6 +247,37 @@ def generation_out(generation, files, file_url: Callable[[object], str]) -> dict
     ).model_dump(mode="json")
 
 
+class AdminGenerationOut(Out):
+    """A generation as the platform admin sees it: whose it is, where the worker stands, what it is part of."""
+
+    id: str
+    object: Literal["generation"] = "generation"
+    tenant_id: str
+    kind: str
+    model: str
+    status: Literal["PENDING", "GENERATING", "UPLOADING", "COMPLETED", "FAILED"]
+    is_test: bool
+    progress: int = Field(description="0–100, as far as the worker knows")
+    credits_held: int
+    credits_charged: int
+    parent_id: str | None = Field(description="The generation this one retries, or the Midjourney task it acts on")
+    error: ErrorOut | None
+    lease_until: Timestamp | None = Field(description="Until when its worker's claim holds (videos, Midjourney)")
+    created_at: Timestamp
+    completed_at: Timestamp | None
+
+
+def admin_generation_out(generation) -> dict:
+    error = ErrorOut(code=generation.error_code, message=generation.error_message) if generation.error_code else None
+    return AdminGenerationOut(
+        id=str(generation.id), tenant_id=str(generation.tenant_id), kind=generation.kind, model=generation.model,
+        status=generation.status, is_test=generation.is_test, progress=generation.progress,
+        credits_held=generation.credits_held, credits_charged=generation.credits_charged,
+        parent_id=str(generation.parent_id) if generation.parent_id else None, error=error,
+        lease_until=generation.lease_until, created_at=generation.created_at, completed_at=generation.completed_at,
+    ).model_dump(mode="json")
+
+
 class GenerationListOut(Out):
     object: Literal["list"] = "list"
     data: list[GenerationOut]

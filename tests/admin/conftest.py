@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from tests.conftest import PASSWORD, require
+from app.extensions import db
+from tests.conftest import PASSWORD, SeparateRequestsClient, make_app, require
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -67,6 +68,21 @@ def dashboard(client, root) -> Dashboard:
     dashboard = Dashboard(client)
     assert dashboard.sign_in("root").status_code == 302
     return dashboard
+
+
+@pytest.fixture
+def queued_dashboard(app, test_env, tmp_path, root) -> Dashboard:
+    """A signed-in dashboard on an app (same database) whose jobs go to a real SQLite queue that no
+    worker consumes: what is enqueued waits there, as it does while every worker is busy or down."""
+    queued = make_app({**test_env, "JOBS_QUEUE": "sqlite", "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db")},
+                      tmp_path / "queued-instance")
+    queued.test_client_class = SeparateRequestsClient
+    with queued.app_context():
+        dashboard = Dashboard(queued.test_client())
+        assert dashboard.sign_in("root").status_code == 302
+        yield dashboard
+        db.session.remove()
+        db.engine.dispose()
 
 
 def text_of(response) -> str:

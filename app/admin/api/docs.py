@@ -8,7 +8,8 @@ from app.api.docs import document
 
 DESCRIPTION = """\
 The platform operator's JSON API at /admin/api: tenants, their API keys, members and devices, credits
-(recharge with `Idempotency-Key`, adjust, the ledger), usage, models and prices, gateways.
+(recharge with `Idempotency-Key`, adjust, the ledger), usage, models and prices, gateways, and the worker's
+generations (cancel a queued or running one, retry a failed video or Midjourney task).
 
 Every route, this document included, needs `Authorization: Bearer <admin token>`; `flask admins token
 USERNAME` issues one (shown once). Errors are the tenant API's envelope,
