@@ -86,16 +86,6 @@ def list_all_generations(*, tenant: str | None = None, generation_id: str | None
     return PlatformGenerationPage(*one_page(rows, limit, row_of=lambda row: row[0]))
 
 
-@dataclass
-class GenerationDetail:
-    generation: Generation
-    tenant: Tenant
-    hold: CreditHold | None
-    username: str | None
-    api_key_prefix: str | None
-    gateway_name: str | None
-
-
 def any_generation(generation_id) -> Generation:
     """One generation of any tenant (the platform admin's lookup); missing or malformed is a 404."""
     wanted = parse_uuid(generation_id)
