@@ -1,14 +1,16 @@
 """GET /files/<key>: stored results at signed, expiring URLs (app/storage/signing.py signs them).
 
 Its own blueprint, outside /api/v1 and its JSON envelope: these URLs end up in <img> and <audio> tags.
-A bad or expired signature is 403, a missing object 404 (both raised by the service as domain errors)."""
+A bad or expired signature is 403, a missing object 404 (both raised by the service as domain errors).
+An object in a cloud bucket is answered with a 302 to a freshly presigned URL of it."""
 from __future__ import annotations
 
 import os
 from typing import BinaryIO
 
-from flask import Blueprint, request, send_file
+from flask import Blueprint, redirect, request, send_file
 
+from app.storage import service as storage
 from app.storage import signing
 from app.storage.models import StoredFile
 
@@ -18,8 +20,26 @@ bp = Blueprint("files", __name__)
 @bp.get("/files/<path:key>")
 def serve(key: str):
     signed = signing.open_signed(key, request.args.get("expires", ""), request.args.get("sig", ""))
+    if signed.redirect is not None:
+        return redirect_to(signed.redirect)
     return send_stored(signed.stored, signed.file, size=signed.size,
                        cache_control=f"private, max-age={signed.expires_in}")
+
+
+def redirect_to(presigned: str):
+    """302 to an object's presigned URL: made for this request, short-lived, so never cached."""
+    response = redirect(presigned, 302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def serve_stored(stored: StoredFile):
+    """A stored object for a stable URL (a video's content): its bytes from the local disk, else a 302 to
+    a freshly presigned URL in its bucket."""
+    presigned = storage.presigned_url(stored)
+    if presigned is not None:
+        return redirect_to(presigned)
+    return send_stored(stored, storage.open_file(stored))
 
 
 def send_stored(stored: StoredFile, file: BinaryIO, *, size: int | None = None, cache_control: str = "private"):

@@ -7,7 +7,7 @@ from flask import jsonify, request
 
 from app.api import bp
 from app.api.auth import AUTH, current_principal, generation_caller, own_only
-from app.api.files import file_url, send_stored
+from app.api.files import file_url, serve_stored
 from app.api.openapi import endpoint
 from app.core.errors import InvalidInput, NotFound
 from app.generation import flow, videos
@@ -112,7 +112,8 @@ def show_video(video_id: str):
 
 
 @bp.get("/videos/<video_id>/content")
-@endpoint("The video's MP4 (Range requests answer 206), or ?variant=thumbnail its first frame (JPEG)",
+@endpoint("The video's MP4 (Range requests answer 206), or ?variant=thumbnail its first frame (JPEG); from a cloud "
+          "bucket, a 302 to a short-lived presigned URL of it",
           query=VideoContentQuery, media=("video/mp4", "image/jpeg"), auth=AUTH, errors=(404,), tags=("videos",))
 def video_content(video_id: str, query: VideoContentQuery):
     video = videos.get_video(current_principal().tenant.id, video_id, user_id=own_only())
@@ -121,7 +122,7 @@ def video_content(video_id: str, query: VideoContentQuery):
     if not files:
         raise NotFound("This video has no content (yet)." if video.status != "COMPLETED" else "No such content.",
                        code="content_not_found")
-    return send_stored(files[0], storage.open_file(files[0]))
+    return serve_stored(files[0])
 
 
 @bp.delete("/videos/<video_id>")

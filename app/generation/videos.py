@@ -8,21 +8,18 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from app.core.db import utcnow
 from app.core.errors import InvalidInput, NotFound
 from app.core.lookup import get_for_tenant
 from app.core.transaction import atomic
 from app.extensions import db
-from app.generation import flow
-from app.generation.models import ACTIVE_STATUSES, Generation
-from app.storage import service as storage
+from app.generation import removal
+from app.generation.models import Generation
 from app.storage.models import StoredFile
 
 # OpenAI's sizes (and any W×H) → the gateway's aspect ratio and resolution.
 RATIOS = {(16, 9): "16:9", (9, 16): "9:16", (1, 1): "1:1", (4, 3): "4:3", (3, 4): "3:4", (7, 4): "16:9",
           (4, 7): "9:16"}
-CANCELLED = ("cancelled", "Cancelled by the client; nothing was charged. The AI gateway may still finish it: "
-                          "its result is discarded.")
+CANCELLED = removal.CANCELLED
 IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 MAX_REFERENCE_BYTES = 20 * 1024 * 1024
 
@@ -109,15 +106,5 @@ def list_videos(tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, after
 
 
 def remove(generation: Generation) -> Generation:
-    """DELETE: a running video is cancelled (its hold released; a worker still waiting on the gateway
-    discards what it gets), a finished one is deleted (its objects removed and their bytes given back to
-    the tenant's meter)."""
-    with atomic():
-        current = flow.locked(Generation.id == generation.id)
-        if current.status in ACTIVE_STATUSES:
-            flow.record_failure(current, *CANCELLED)
-        else:
-            current.deleted_at = utcnow()
-            storage.delete_objects(current.tenant_id, current.id)
-    storage.remove_deleting(generation.id)
-    return current
+    """DELETE a video: cancelled while it runs, else deleted with its files (removal.remove)."""
+    return removal.remove(generation)

@@ -251,7 +251,7 @@ def test_a_signed_url_for_a_missing_object_is_not_found(app, client, make):
     created = make.tenant()
     stored = store(created, generation_for(created))
     url = signing.signed_url(stored)
-    backends.current().delete(stored.storage_key)
+    backends.platform().delete(stored.storage_key)
     assert client.get(url).status_code == 404
 
     unrecorded = StoredFile(storage_key=f"tenants/{created.tenant.id}/api/2025/01/nothing-0.png")
