@@ -4,7 +4,12 @@ STORAGE_TEMP_DIR, never the home directory. Clients get short-lived signed URLs,
 domain when it has one, and PostObject policies with a content-length-range for their own uploads."""
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
 
@@ -95,8 +100,19 @@ class OssStorage:
                                     params={"response-content-type": content_type,
                                             "response-content-disposition": content_disposition(key)})
 
-    def upload_form(self, key: str, *, content_type: str, max_bytes: int, expires_in: int) -> UploadForm | None:
-        return None  # not offered yet: see README, Storage
+    def upload_form(self, key: str, *, content_type: str, max_bytes: int, expires_in: int) -> UploadForm:
+        """A PostObject form: the policy (its content-length-range enforced by the bucket) signed as OSS
+        specifies, HMAC-SHA1 of the base64 policy (oss2 has no helper for it)."""
+        expiration = datetime.now(timezone.utc) + timedelta(seconds=expires_in)
+        fields = {"key": key, "Content-Type": content_type, "Content-Disposition": content_disposition(key)}
+        policy = {"expiration": expiration.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                  "conditions": [{"bucket": self.bucket}, *({name: value} for name, value in fields.items()),
+                                 ["content-length-range", 1, max_bytes]]}
+        encoded = base64.b64encode(json.dumps(policy).encode()).decode()
+        signature = base64.b64encode(hmac.new(self.config.secret.encode(), encoded.encode(), hashlib.sha1).digest())
+        return UploadForm(self.public._make_url(self.bucket, ""),
+                          {**fields, "OSSAccessKeyId": self.config.access_key_id, "policy": encoded,
+                           "Signature": signature.decode(), "success_action_status": "204"})
 
     def verify(self, prefix: str = "") -> None:
         """Write, read, list and delete a probe object under `prefix`: what storing results needs."""
