@@ -19,6 +19,7 @@ from app.admin import (  # noqa: E402,F401
                        rendering,
                        settings,
                        sign_in,
+                       tenant_bucket,
                        tenant_credits,
                        tenant_usage,
                        tenant_webhooks,

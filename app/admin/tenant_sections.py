@@ -19,6 +19,7 @@ from app.core.errors import InvalidInput
 from app.generation import usage
 from app.identity import api_keys, devices, users
 from app.identity.models import KEY_MODES, KEY_SCOPES, USER_ROLES
+from app.storage import buckets
 from app.webhooks import deliveries as webhook_deliveries
 from app.webhooks import endpoints as webhook_endpoints
 from app.webhooks.models import EVENT_TYPES
@@ -111,6 +112,11 @@ def webhooks_section(tenant, **extra):
             "webhook_notice": None, "webhook_error": None, "now": utcnow(), **extra}
 
 
+def bucket_section(tenant, **extra):
+    return {"tenant": tenant, "bucket": buckets.find_config(tenant.id), "bucket_form": Form(), "bucket_notice": None,
+            "bucket_error": None, **extra}
+
+
 SECTIONS = {
     "info": ("admin/partials/tenant_info.html", info_section),
     "members": ("admin/partials/members.html", members_section),
@@ -119,6 +125,7 @@ SECTIONS = {
     "credits": ("admin/partials/tenant_credits.html", credits_section),
     "usage": ("admin/partials/tenant_usage.html", usage_section),
     "webhooks": ("admin/partials/webhooks.html", webhooks_section),
+    "bucket": ("admin/partials/tenant_bucket.html", bucket_section),
 }
 
 

@@ -54,6 +54,10 @@ def _config(tenant_id: uuid.UUID) -> TenantStorageConfig | None:
     return db.session.scalar(sa.select(TenantStorageConfig).where(TenantStorageConfig.tenant_id == tenant_id))
 
 
+def find_config(tenant_id: uuid.UUID) -> TenantStorageConfig | None:
+    return _config(tenant_id)
+
+
 def get_config(tenant_id: uuid.UUID) -> TenantStorageConfig:
     config = _config(tenant_id)
     if config is None:

@@ -40,4 +40,4 @@ def admin_actor() -> Actor:
 
 
 # The routes register themselves.
-from app.admin.api import billing, catalog, docs, gateways, tenants, usage, webhooks  # noqa: E402,F401
+from app.admin.api import billing, buckets, catalog, docs, gateways, tenants, usage, webhooks  # noqa: E402,F401
