@@ -280,6 +280,8 @@ def _storage_settings(env: Mapping[str, str], instance_path: Path) -> dict:
         "STORAGE_TEMP_DIR": env.get("STORAGE_TEMP_DIR", "").strip() or str((instance_path / "tmp").resolve()),
         "STORAGE_PART_BYTES": _int(env, "STORAGE_PART_BYTES", 8 * MiB, 5 * MiB, 1024 * MiB),
         "STORAGE_URL_SECONDS": _int(env, "STORAGE_URL_SECONDS", 300, 10, 7 * 86400),
+        "UPLOAD_MAX_BYTES": _int(env, "UPLOAD_MAX_BYTES", 500 * MiB, 1024, 5 * 1024 ** 3),
+        "UPLOAD_URL_SECONDS": _int(env, "UPLOAD_URL_SECONDS", 3600, 60, 7 * 86400),
         "FETCH_ALLOWLIST": _origin_list(env, "FETCH_ALLOWLIST"),
         "FETCH_MAX_BYTES": fetch_max,
         "FETCH_MAX_BYTES_VIDEO": _int(env, "FETCH_MAX_BYTES_VIDEO", 4 * 1024 ** 3, 1024, 64 * 1024 ** 3),

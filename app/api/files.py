@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from typing import BinaryIO
 
-from flask import Blueprint, redirect, request, send_file
+from flask import Blueprint, current_app, redirect, request, send_file
 
 from app.storage import service as storage
-from app.storage import signing
+from app.storage import signing, uploads
 from app.storage.models import StoredFile
 
 bp = Blueprint("files", __name__)
@@ -24,6 +24,16 @@ def serve(key: str):
         return redirect_to(signed.redirect)
     return send_stored(signed.stored, signed.file, size=signed.size,
                        cache_control=f"private, max-age={signed.expires_in}")
+
+
+@bp.put("/files/uploads/<upload_id>")
+def receive_upload(upload_id: str):
+    """The local disk's upload target (POST /api/v1/uploads answers it, signed): the body streams to disk,
+    past MAX_BODY_BYTES, up to the size the upload declared."""
+    request.max_content_length = current_app.config["UPLOAD_MAX_BYTES"]
+    uploads.receive(upload_id, request.args.get("expires", ""), request.args.get("sig", ""), request.stream,
+                    request.content_length)
+    return "", 204
 
 
 def redirect_to(presigned: str):

@@ -10,6 +10,7 @@ from app.api import bp
 from app.api.auth import AUTH, current_principal
 from app.api.errors import INTERNAL_ERROR_MESSAGE, domain_error_body, error_body
 from app.api.openapi import endpoint
+from app.api.uploads import with_uploads_resolved
 from app.core.errors import DomainError, Forbidden
 from app.generation import flow, queries, removal, usage
 from app.generation.models import Generation
@@ -55,7 +56,7 @@ def create_images(body: ImageIn):
     params = {"model": body.model, "prompt": body.prompt, "size": body.size, "aspect_ratio": body.aspect_ratio,
               "image_size": body.image_size, "reference_images": body.reference_images,
               "max_images": body.max_images or body.n, "n": body.n}
-    params = {k: v for k, v in params.items() if v is not None}
+    params = with_uploads_resolved(current_principal().tenant.id, {k: v for k, v in params.items() if v is not None})
     if body.run_async:
         generation = flow.run_in_background(_caller(), "image", params, idempotency_key=_idempotency_key())
         return jsonify(generation_out(generation, _files(generation), _file_url)), 202

@@ -9,6 +9,7 @@ from app.api import bp
 from app.api.auth import AUTH, current_principal, generation_caller, own_only
 from app.api.files import file_url, serve_stored
 from app.api.openapi import endpoint
+from app.api.uploads import with_uploads_resolved
 from app.core.errors import InvalidInput, NotFound
 from app.generation import flow, videos
 from app.generation.models import FINAL_STATUSES
@@ -36,7 +37,8 @@ def _answer(generation, status: int = 200):
 
 
 def _start(params: dict):
-    params = {name: value for name, value in params.items() if value is not None}
+    params = with_uploads_resolved(current_principal().tenant.id,
+                                   {name: value for name, value in params.items() if value is not None})
     generation = flow.run_in_background(generation_caller(), "video", params,
                                         idempotency_key=request.headers.get("Idempotency-Key"))
     return _answer(generation, 202)

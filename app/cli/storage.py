@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from app.storage import service as storage
+from app.storage import uploads
 
 
 @click.group("storage", help="Stored objects.")
@@ -15,3 +16,8 @@ def storage_cli():
                                    "its process died).")
 def storage_sweep():
     click.echo(f"Swept {storage.sweep()} object(s): never confirmed, or deleted and not yet removed.")
+
+
+@storage_cli.command("expire-uploads", help="Delete uploads never completed within 24 hours.")
+def storage_expire_uploads():
+    click.echo(f"Deleted {uploads.expire_uploads()} upload(s) never completed.")

@@ -29,6 +29,7 @@ JOBS: dict[str, Job] = {
     "holds.expire": Job("short", "app.generation.sweep:sweep"),
     "idempotency.purge": Job("short", "app.billing.idempotency:purge_expired"),
     "storage.sweep": Job("short", "app.storage.service:sweep"),
+    "uploads.expire": Job("short", "app.storage.uploads:expire_uploads"),
     "webhooks.deliver": Job("short", "app.webhooks.deliveries:deliver"),
     "webhooks.retry": Job("short", "app.webhooks.deliveries:retry_due"),
 }
@@ -40,6 +41,7 @@ SCHEDULE: dict[str, dict[str, str]] = {
     "holds.expire": {"minute": "*"},
     "idempotency.purge": {"minute": "17"},
     "storage.sweep": {"minute": "*/10"},
+    "uploads.expire": {"minute": "41"},
     "webhooks.retry": {"minute": "*"},
 }
 

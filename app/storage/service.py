@@ -129,13 +129,14 @@ def _discard(row: StoredFile) -> bool:
 
 def sweep_unconfirmed(now: datetime | None = None) -> int:
     """Delete the objects of PENDING rows that will never confirm: their generation is over (or
-    gone), or the row is older than any generation runs. Each in its own transaction."""
+    gone), or the row is older than any generation runs. Each in its own transaction. Uploads waiting
+    for their client are not these: uploads.expire_uploads deletes them after a day."""
     now = now or utcnow()
     over = sa.or_(StoredFile.generation_id.is_(None), Generation.id.is_(None),
                   Generation.status.in_(FINAL_STATUSES), StoredFile.created_at < now - PENDING_BACKSTOP)
     ids = db.session.scalars(
         sa.select(StoredFile.id).outerjoin(Generation, Generation.id == StoredFile.generation_id)
-        .where(StoredFile.status == "PENDING", over)).all()
+        .where(StoredFile.status == "PENDING", StoredFile.variant != "upload", over)).all()
     swept = 0
     for file_id in ids:
         row = db.session.get(StoredFile, file_id)

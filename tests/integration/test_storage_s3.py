@@ -231,3 +231,25 @@ def test_a_bucket_that_fails_at_upload_fails_the_generation_with_502_and_release
     # Nothing was written; the row recorded before the write stays for the sweep (the bucket refuses it too).
     row = db.session.scalars(sa.select(StoredFile)).one()
     assert row.status == "PENDING" and not exists(s3_server, row.bucket, row.storage_key)
+
+
+def test_a_client_uploads_straight_to_the_bucket_and_the_bucket_enforces_the_declared_size(client, make, on_s3,
+                                                                                          s3_server, bucket):
+    created = make.funded_tenant()
+    declared = client.post("/api/v1/uploads", headers=key_headers(created),
+                           json={"filename": "fox.png", "content_type": "image/png", "size": len(PNG)})
+    assert declared.status_code == 201, declared.get_json()
+    body = declared.get_json()
+    target = body["upload"]
+    assert target["method"] == "POST" and target["url"].startswith(s3_server.endpoint)
+    too_big = requests.post(target["url"], data=target["fields"], timeout=10,
+                            files={"file": ("fox.png", PNG + b"\0" * 10, "image/png")})
+    assert too_big.status_code == 400 and b"EntityTooLarge" in too_big.content
+    sent = requests.post(target["url"], data=target["fields"], files={"file": ("fox.png", PNG, "image/png")},
+                         timeout=10)
+    assert sent.status_code == 204
+    done = client.post(f"/api/v1/uploads/{body['id']}/complete", headers=key_headers(created), json={})
+    assert done.status_code == 200 and done.get_json()["status"] == "completed"
+    assert tenants.find_tenant(created.tenant.id).storage_used_bytes == len(PNG)
+    content = client.get(f"/api/v1/uploads/{body['id']}/content", headers=key_headers(created))
+    assert content.status_code == 302 and requests.get(content.headers["Location"], timeout=10).content == PNG
