@@ -1,5 +1,5 @@
 """Any S3-compatible bucket through boto3: AWS S3, Cloudflare R2 (region "auto"), MinIO. Large files go
-up in parts (STORAGE_PART_BYTES) read from the spooled file, two at a time, so memory stays flat; clients
+up in parts (STORAGE_PART_BYTES) read from the spooled file one at a time, so memory stays flat; clients
 get short-lived presigned URLs (GET, and POST with a content-length-range the bucket enforces)."""
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ class S3Storage:
 
     def put(self, key: str, source: bytes | Path | BinaryIO, content_type: str) -> int:
         part = current_app.config["STORAGE_PART_BYTES"]
-        transfer = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=2)
+        # One part at a time, on this thread: memory stays at about one part, whatever the file's size.
+        transfer = TransferConfig(multipart_threshold=part, multipart_chunksize=part, use_threads=False)
         extra = {"ContentType": content_type, "ContentDisposition": content_disposition(key)}
         if isinstance(source, Path):
             self._call("store the file", self.client.upload_file, str(source), self.bucket, key, ExtraArgs=extra,
