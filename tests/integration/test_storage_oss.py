@@ -184,3 +184,24 @@ def test_a_wrong_secret_at_upload_fails_the_generation_with_502_and_releases_the
     assert "wrong secret" in error["message"] and "rotated-away" not in error["message"]
     account = ledger.account(created.tenant.id)
     assert (account.balance, account.held) == (1000, 0)
+
+
+def test_the_host_oss2_really_connects_to_is_the_one_checked(app, monkeypatch):
+    """A bucket on a named endpoint is reached at bucket.<endpoint host>: that name must resolve to public
+    addresses too, whatever the endpoint's own name does."""
+    import socket
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if host == "files.tenant.example":
+            return real("93.184.215.14", *args, **kwargs)
+        if host == "inside.files.tenant.example":
+            return real("127.0.0.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    app.config["FETCH_ALLOWLIST"] = ()
+    backend = backends.cloud(BucketConfig("oss", "https://files.tenant.example", "", "inside", KEY_ID, SECRET))
+    with pytest.raises(StorageFailed) as refused:
+        backend.put("tenants/t/api/2026/01/g-5.png", PNG, "image/png")
+    assert refused.value.code == "storage_endpoint_refused" and "inside.files.tenant.example" in refused.value.message

@@ -52,12 +52,14 @@ class OssStorage:
         self.config, self.bucket = config, config.bucket
         auth = oss2.Auth(config.access_key_id, config.secret)
         self.client = oss2.Bucket(auth, config.endpoint, config.bucket, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        self.bucket_url = self.client._make_url(config.bucket, "")
         # Signed URLs on the custom domain bound to the bucket (a CNAME), when there is one.
         self.public = oss2.Bucket(auth, config.public_endpoint, config.bucket, is_cname=True) \
             if config.public_endpoint else self.client
 
     def _call(self, operation: str, call, *args, **kwargs):
-        guard_endpoint(self.config.endpoint)
+        # The host oss2 connects to: bucket.endpoint-host (path-style only for an IP), checked as it is.
+        guard_endpoint(self.bucket_url)
         try:
             return call(*args, **kwargs)
         except (NoSuchKey, NotFound) as error:

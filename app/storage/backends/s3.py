@@ -39,7 +39,8 @@ class S3Storage:
 
     def __init__(self, config: BucketConfig):
         self.config, self.bucket = config, config.bucket
-        self.endpoint = config.endpoint or f"https://s3.{config.region}.amazonaws.com"
+        # The host boto3 connects to: the endpoint itself (path-style), or AWS's bucket host.
+        self.endpoint = config.endpoint or f"https://{config.bucket}.s3.{config.region}.amazonaws.com"
         self.client = _client(config, config.endpoint)
         # Presigned URLs name the host clients reach; signing makes no request.
         self.public = _client(config, config.public_endpoint) if config.public_endpoint else self.client
