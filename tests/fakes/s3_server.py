@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 from unittest import mock
 from urllib.parse import parse_qsl, urlencode
@@ -126,9 +127,10 @@ class S3Server:
         self.endpoint = f"http://{host}:{port}"
         iam = boto3.client("iam", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="setup",
                            aws_secret_access_key="setup")
-        iam.create_user(UserName="waule")
-        iam.put_user_policy(UserName="waule", PolicyName="all", PolicyDocument=ALLOW_ALL)
-        key = iam.create_access_key(UserName="waule")["AccessKey"]
+        user = f"waule-{uuid.uuid4().hex[:8]}"  # moto's state is per process: each server has its own user
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="all", PolicyDocument=ALLOW_ALL)
+        key = iam.create_access_key(UserName=user)["AccessKey"]
         self.access_key_id, self.secret = key["AccessKeyId"], key["SecretAccessKey"]
         wsgi = self.server._server
         wsgi.app = SignedWithoutHeader(wsgi.app, {self.access_key_id: self.secret})
