@@ -23,13 +23,26 @@ def probe_key(prefix: str) -> str:
     return f"{prefix}waule-probe-{uuid.uuid4().hex}.txt"
 
 
+_session: boto3.session.Session | None = None
+
+
+def _shared_session() -> boto3.session.Session:
+    """One boto3 session for every S3 client of the process: it loads S3's model once (about 15 MiB);
+    a client per tenant bucket then costs a fraction of a MiB. Clients are made under backends' lock
+    (a session is not safe to share between threads while it makes clients)."""
+    global _session
+    if _session is None:
+        _session = boto3.session.Session()
+    return _session
+
+
 def _client(config: BucketConfig, endpoint: str):
     settings = Config(signature_version="s3v4", connect_timeout=5, read_timeout=60,
                       retries={"max_attempts": 3, "mode": "standard"},
                       # Checksums only where S3 requires them: R2 and MinIO do not all take the newer ones.
                       request_checksum_calculation="when_required", response_checksum_validation="when_required",
                       s3={"addressing_style": "path" if endpoint else "virtual"})
-    return boto3.session.Session().client(
+    return _shared_session().client(
         "s3", endpoint_url=endpoint or None, region_name=config.region or None, config=settings,
         aws_access_key_id=config.access_key_id, aws_secret_access_key=config.secret)
 
