@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import re
+import shutil
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -204,8 +205,31 @@ def remove_deleting(generation_id: uuid.UUID | None = None) -> int:
 
 
 def sweep(now: datetime | None = None) -> int:
-    """The periodic storage sweep: objects never confirmed, and deleted objects not yet removed."""
+    """The periodic storage sweep: objects never confirmed, and deleted objects not yet removed (and,
+    not counted, what a killed process left in STORAGE_TEMP_DIR)."""
+    sweep_temp_files(now)
     return sweep_unconfirmed(now) + remove_deleting()
+
+
+def sweep_temp_files(now: datetime | None = None) -> int:
+    """Spooled downloads and oss2 upload checkpoints older than any copy runs: a process killed mid-copy
+    never removed them. Returns how many were removed."""
+    cutoff = ((now or utcnow()) - PENDING_BACKSTOP).timestamp()
+    root, removed = backends.temp_dir(), 0
+    for path in [*root.glob("results-*"), *root.glob("oss-checkpoints/**/*")]:
+        try:
+            if path.lstat().st_mtime >= cutoff:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                if path.name.startswith("results-"):
+                    shutil.rmtree(path)
+                    removed += 1
+            else:
+                path.unlink()
+                removed += 1
+        except OSError as error:
+            log.warning("could not remove the stale temporary file %s (%s)", path, error)
+    return removed
 
 
 # --- reading ----------------------------------------------------------------------------------------
