@@ -11,6 +11,7 @@ import binascii
 import ipaddress
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -232,14 +233,60 @@ def _origin_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(origins))
 
 
+STORAGE_BACKENDS = ("local", "oss", "s3")
+MiB = 1024 * 1024
+# The bucket settings of each cloud backend: (variable, required). OSS signs for its endpoint alone;
+# S3's region is part of its signature (R2 takes "auto"), and AWS itself needs no endpoint.
+BUCKET_SETTINGS = {
+    "oss": (("OSS_ENDPOINT", True), ("OSS_BUCKET", True), ("OSS_ACCESS_KEY_ID", True),
+            ("OSS_ACCESS_KEY_SECRET", True), ("OSS_CUSTOM_DOMAIN", False)),
+    "s3": (("S3_ENDPOINT", False), ("S3_REGION", True), ("S3_BUCKET", True), ("S3_ACCESS_KEY_ID", True),
+           ("S3_SECRET_ACCESS_KEY", True), ("S3_PUBLIC_ENDPOINT", False)),
+}
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _bucket_settings(env: Mapping[str, str], backend: str) -> dict:
+    """The platform bucket's settings for a cloud backend: each required one present, URLs that are
+    http(s) origins, a bucket name either provider accepts."""
+    values = {}
+    for name, required in BUCKET_SETTINGS[backend]:
+        value = env.get(name, "").strip()
+        if required and not value:
+            raise ConfigError(f"{name} is not set (STORAGE_BACKEND={backend} needs it)")
+        if value and name.endswith(("_ENDPOINT", "_DOMAIN")) and strict_origin(value) is None:
+            raise ConfigError(f"{name} must be an http(s):// origin such as https://oss-cn-beijing.aliyuncs.com "
+                              f"(no path), got {value!r}")
+        values[name] = value.rstrip("/")
+    bucket = values[f"{backend.upper()}_BUCKET"]
+    if not _BUCKET_NAME.match(bucket) or ".." in bucket:
+        raise ConfigError(f"{backend.upper()}_BUCKET must be a bucket name (3-63 lower-case letters, digits, "
+                          f"dots and hyphens), got {bucket!r}")
+    return values
+
+
 def _storage_settings(env: Mapping[str, str], instance_path: Path) -> dict:
     """Where results live, and the guard on copying them from the gateway's URLs."""
     storage_dir = env.get("STORAGE_DIR", "").strip() or str((instance_path / "storage").resolve())
+    backend = env.get("STORAGE_BACKEND", "").strip().lower() or "local"
+    if backend not in STORAGE_BACKENDS:
+        raise ConfigError(f"STORAGE_BACKEND must be one of {', '.join(STORAGE_BACKENDS)}, got {backend!r}")
+    fetch_max = _int(env, "FETCH_MAX_BYTES", 200 * MiB, 1024, 16 * 1024 ** 3)
     return {
         "STORAGE_DIR": storage_dir,
+        "STORAGE_BACKEND": backend,
+        "STORAGE_BUCKET": _bucket_settings(env, backend) if backend != "local" else {},
+        # Where client libraries may write (oss2's upload checkpoints) and results are spooled while copied.
+        "STORAGE_TEMP_DIR": env.get("STORAGE_TEMP_DIR", "").strip() or str((instance_path / "tmp").resolve()),
+        "STORAGE_PART_BYTES": _int(env, "STORAGE_PART_BYTES", 8 * MiB, 5 * MiB, 1024 * MiB),
+        "STORAGE_URL_SECONDS": _int(env, "STORAGE_URL_SECONDS", 300, 10, 7 * 86400),
+        "UPLOAD_MAX_BYTES": _int(env, "UPLOAD_MAX_BYTES", 500 * MiB, 1024, 5 * 1024 ** 3),
+        "UPLOAD_URL_SECONDS": _int(env, "UPLOAD_URL_SECONDS", 3600, 60, 7 * 86400),
         "FETCH_ALLOWLIST": _origin_list(env, "FETCH_ALLOWLIST"),
-        "FETCH_MAX_BYTES": _int(env, "FETCH_MAX_BYTES", 200 * 1024 * 1024, 1024, 16 * 1024 ** 3),
+        "FETCH_MAX_BYTES": fetch_max,
+        "FETCH_MAX_BYTES_VIDEO": _int(env, "FETCH_MAX_BYTES_VIDEO", 4 * 1024 ** 3, 1024, 64 * 1024 ** 3),
         "FETCH_TIMEOUT_SECONDS": _int(env, "FETCH_TIMEOUT_SECONDS", 120, 1, 3600),
+        "FETCH_TIMEOUT_SECONDS_VIDEO": _int(env, "FETCH_TIMEOUT_SECONDS_VIDEO", 600, 1, 86400),
     }
 
 

@@ -71,7 +71,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_api_bp)
 
     from app.api.files import bp as files_bp
-    app.register_blueprint(files_bp)  # signed URLs, GET only: no CSRF at stake
+    csrf.exempt(files_bp)  # signed URLs (GET, and the local disk's signed upload PUT): no cookies, no CSRF at stake
+    app.register_blueprint(files_bp)
 
     @app.get("/healthz")
     def healthz():

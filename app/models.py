@@ -9,7 +9,8 @@ from app.generation.models import GENERATION_STATUSES, Generation, UsageDaily, U
 from app.identity.models import (COUNTER_KINDS, KEY_MODES, KEY_SCOPES, OSS_MODES, USER_ROLES, AdminToken, ApiKey,
                                  AuditLog, LoginFailureCount, PlatformAdmin, RefreshToken, Tenant, TenantDevice,
                                  TenantUser, UserSession)
-from app.storage.models import FILE_STATUSES, FILE_VARIANTS, StorageBillingRule, StoredFile, TenantStorageUsage
+from app.storage.models import (FILE_STATUSES, FILE_VARIANTS, StorageBillingRule, StoredFile, TenantStorageConfig,
+                                TenantStorageUsage)
 from app.webhooks.models import DELIVERY_STATUSES, EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -19,6 +20,6 @@ __all__ = [
     "COUNTER_KINDS", "KEY_MODES", "KEY_SCOPES", "OSS_MODES", "USER_ROLES", "AdminToken", "ApiKey", "AuditLog",
     "LoginFailureCount", "PlatformAdmin", "RefreshToken", "Tenant", "TenantDevice", "TenantUser", "UserSession",
     "GENERATION_STATUSES", "Gateway", "GatewayCircuit", "Generation", "UsageDaily", "UsageRecord",
-    "FILE_STATUSES", "FILE_VARIANTS", "StorageBillingRule", "StoredFile", "TenantStorageUsage",
+    "FILE_STATUSES", "FILE_VARIANTS", "StorageBillingRule", "StoredFile", "TenantStorageConfig", "TenantStorageUsage",
     "DELIVERY_STATUSES", "EVENT_TYPES", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint",
 ]

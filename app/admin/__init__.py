@@ -21,6 +21,7 @@ from app.admin import (  # noqa: E402,F401
                        settings,
                        sign_in,
                        storage,
+                       tenant_bucket,
                        tenant_credits,
                        tenant_usage,
                        tenant_webhooks,

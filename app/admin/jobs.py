@@ -13,7 +13,7 @@ from app.admin.generations import ROW_CONTEXT
 from app.admin.rendering import respond, wants_fragment
 from app.core.db import utcnow
 from app.core.errors import DomainError
-from app.generation import queries, videos
+from app.generation import queries, removal, videos
 
 FAILURES_SINCE = timedelta(hours=24)
 # A refused action comes back as the page with the reason; htmx swaps a 409 (base.html), not a 402 or 403.
@@ -47,7 +47,7 @@ def _answer(status: int = 200, **extra):
 def job_cancel(generation_id):
     generation = queries.any_generation(generation_id)
     try:
-        videos.cancel(generation, acting_admin(), reason=videos.CANCELLED_BY_ADMIN)
+        removal.cancel(generation, acting_admin(), reason=removal.CANCELLED_BY_ADMIN)
     except DomainError as error:
         return _answer(REFUSED, jobs_error=f"Not cancelled: {error.message}")
     return _answer(jobs_notice=f"Cancelled the {generation.kind} {str(generation.id)[:8]}…: its hold is released "

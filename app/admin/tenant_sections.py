@@ -20,6 +20,7 @@ from app.generation import usage
 from app.identity import api_keys, devices, users
 from app.identity.models import KEY_MODES, KEY_SCOPES, USER_ROLES
 from app.storage import billing as storage_billing
+from app.storage import buckets
 from app.webhooks import deliveries as webhook_deliveries
 from app.webhooks import endpoints as webhook_endpoints
 from app.webhooks.models import EVENT_TYPES
@@ -130,6 +131,11 @@ def storage_section(tenant, **extra):
             "quota_form": quota_form(tenant), "quota_units": QUOTA_UNITS, "storage_notice": None, **extra}
 
 
+def bucket_section(tenant, **extra):
+    return {"tenant": tenant, "bucket": buckets.find_config(tenant.id), "bucket_form": Form(), "bucket_notice": None,
+            "bucket_error": None, **extra}
+
+
 SECTIONS = {
     "info": ("admin/partials/tenant_info.html", info_section),
     "members": ("admin/partials/members.html", members_section),
@@ -139,6 +145,7 @@ SECTIONS = {
     "usage": ("admin/partials/tenant_usage.html", usage_section),
     "storage": ("admin/partials/tenant_storage.html", storage_section),
     "webhooks": ("admin/partials/webhooks.html", webhooks_section),
+    "bucket": ("admin/partials/tenant_bucket.html", bucket_section),
 }
 
 

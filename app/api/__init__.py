@@ -5,7 +5,7 @@ from flask import Blueprint
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # The routes register themselves.
-from app.api import (auth, billing, catalog, docs, generation, identity, midjourney, storage, videos,  # noqa: E402,F401
-                     webhooks)
+from app.api import (auth, billing, buckets, catalog, docs, generation, identity, midjourney,  # noqa: E402,F401
+                     storage, uploads, videos, webhooks)
 
 bp.before_request(auth.load_principal)

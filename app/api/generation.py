@@ -10,13 +10,14 @@ from app.api import bp
 from app.api.auth import AUTH, current_principal
 from app.api.errors import INTERNAL_ERROR_MESSAGE, domain_error_body, error_body
 from app.api.openapi import endpoint
+from app.api.uploads import with_uploads_resolved
 from app.core.errors import DomainError, Forbidden
-from app.generation import flow, queries, usage
+from app.generation import flow, queries, removal, usage
 from app.generation.models import Generation
 from app.generation.transcode import FORMATS
-from app.schemas.generation import (ChatCompletionOut, ChatIn, GenerationListOut, GenerationOut, GenerationsQuery,
-                                    ImageDataOut, ImageIn, ImagesOut, ImageUsageOut, SpeechIn, UsageOut, UsageQuery,
-                                    generation_out)
+from app.schemas.generation import (ChatCompletionOut, ChatIn, GenerationDeletedOut, GenerationListOut, GenerationOut,
+                                    GenerationsQuery, ImageDataOut, ImageIn, ImagesOut, ImageUsageOut, SpeechIn,
+                                    UsageOut, UsageQuery, generation_out)
 from app.storage import service as storage
 from app.storage import signing
 from app.storage.models import StoredFile
@@ -55,7 +56,7 @@ def create_images(body: ImageIn):
     params = {"model": body.model, "prompt": body.prompt, "size": body.size, "aspect_ratio": body.aspect_ratio,
               "image_size": body.image_size, "reference_images": body.reference_images,
               "max_images": body.max_images or body.n, "n": body.n}
-    params = {k: v for k, v in params.items() if v is not None}
+    params = with_uploads_resolved(current_principal().tenant.id, {k: v for k, v in params.items() if v is not None})
     if body.run_async:
         generation = flow.run_in_background(_caller(), "image", params, idempotency_key=_idempotency_key())
         return jsonify(generation_out(generation, _files(generation), _file_url)), 202
@@ -196,6 +197,17 @@ def show_generation(generation_id: str):
     own = principal.user.id if principal.kind == "member" else None
     generation = queries.get_generation(principal.tenant.id, generation_id, user_id=own)
     return jsonify(generation_out(generation, _files(generation), _file_url))
+
+
+@bp.delete("/generations/<generation_id>")
+@endpoint("Cancel a running generation (its hold is released) or delete a finished one: its files are removed "
+          "and their bytes leave the storage meter", response=GenerationDeletedOut, auth=AUTH, errors=(404,),
+          tags=("generation",))
+def delete_generation(generation_id: str):
+    principal = current_principal()
+    own = principal.user.id if principal.kind == "member" else None
+    generation = removal.remove(queries.get_generation(principal.tenant.id, generation_id, user_id=own))
+    return jsonify(GenerationDeletedOut(id=str(generation.id)).model_dump(mode="json"))
 
 
 @bp.get("/usage")

@@ -7,8 +7,9 @@ from flask import jsonify, request
 
 from app.api import bp
 from app.api.auth import AUTH, current_principal, generation_caller, own_only
-from app.api.files import file_url, send_stored
+from app.api.files import file_url, serve_stored
 from app.api.openapi import endpoint
+from app.api.uploads import with_uploads_resolved
 from app.core.errors import InvalidInput, NotFound
 from app.generation import flow, videos
 from app.generation.kinds import sora
@@ -39,7 +40,8 @@ def _answer(generation, status: int = 200):
 
 
 def _start(params: dict, routes: tuple[str, ...] = GENERATE):
-    params = {name: value for name, value in params.items() if value is not None}
+    params = with_uploads_resolved(current_principal().tenant.id,
+                                   {name: value for name, value in params.items() if value is not None})
     generation = flow.run_in_background(generation_caller(), "video", params, routes=routes,
                                         idempotency_key=request.headers.get("Idempotency-Key"))
     return _answer(generation, 202)
@@ -115,7 +117,8 @@ def show_video(video_id: str):
 
 
 @bp.get("/videos/<video_id>/content")
-@endpoint("The video's MP4 (Range requests answer 206), or ?variant=thumbnail its first frame (JPEG)",
+@endpoint("The video's MP4 (Range requests answer 206), or ?variant=thumbnail its first frame (JPEG); from a cloud "
+          "bucket, a 302 to a short-lived presigned URL of it",
           query=VideoContentQuery, media=("video/mp4", "image/jpeg"), auth=AUTH, errors=(404,), tags=("videos",))
 def video_content(video_id: str, query: VideoContentQuery):
     video = videos.get_video(current_principal().tenant.id, video_id, user_id=own_only())
@@ -124,7 +127,7 @@ def video_content(video_id: str, query: VideoContentQuery):
     if not files:
         raise NotFound("This video has no content (yet)." if video.status != "COMPLETED" else "No such content.",
                        code="content_not_found")
-    return send_stored(files[0], storage.open_file(files[0]))
+    return serve_stored(files[0])
 
 
 @bp.delete("/videos/<video_id>")

@@ -10,6 +10,7 @@ from app.core.db import utcnow
 from app.core.errors import DomainError
 from app.storage import billing, metering
 from app.storage import service as storage
+from app.storage import uploads
 
 
 @click.group("storage", help="Stored objects, the storage meter and storage billing.")
@@ -50,3 +51,8 @@ def storage_verify(deep):
         sys.exit(1)
     click.echo("Storage verified: every meter matches its objects" + (" and every object its backend." if deep
                                                                        else "."))
+
+
+@storage_cli.command("expire-uploads", help="Delete uploads never completed within 24 hours.")
+def storage_expire_uploads():
+    click.echo(f"Deleted {uploads.expire_uploads()} upload(s) never completed.")

@@ -41,6 +41,9 @@ def _json_nul_path(raw: bytes) -> str | None:
         return None
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def _refused(param: str | None, where: str) -> InvalidInput:
     return InvalidInput(f"{param or where}: text must not contain the NUL character (U+0000).", param=param)
 
@@ -52,7 +55,7 @@ def refuse_nul(request, *, json_body: bool) -> None:
         names = [name for name, value in (request.view_args or {}).items() if NUL in str(value)]
         raise _refused(names[0] if names else None, "The URL")
     pairs = list(request.args.items(multi=True))
-    if not json_body:
+    if not json_body and request.mimetype in FORM_TYPES:  # other bodies (an upload's bytes) are not read here
         pairs += request.form.items(multi=True)
     for name, value in pairs:
         if NUL in name or NUL in value:

@@ -5,7 +5,9 @@ no private, loopback, link-local or otherwise internal address unless the URL's 
 and port together) is allowlisted: every configured gateway's own origin and its files origin are,
 automatically; FETCH_ALLOWLIST adds more. A host is never trusted as a whole, because another port on
 it is another service. Redirects are followed by hand and each hop checked again; a size cap, a
-timeout, and a content type that matches the kind.
+timeout, and a content type that matches the kind. A result is kept in memory, or, in streaming mode
+(`into`, for videos of gigabytes), written to a file as it arrives: memory stays flat. Each kind has its
+size cap (FETCH_MAX_BYTES; FETCH_MAX_BYTES_VIDEO for videos) and time limit.
 
 Addresses are checked twice: before the request, for a clear refusal before any connection, and again
 by the connection itself, which connects only to an address it has just vetted — a host that resolves
@@ -23,6 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -66,9 +69,20 @@ class ResultRefused(UpstreamFailed):
 
 @dataclass
 class Fetched:
-    data: bytes
+    data: bytes  # empty in streaming mode: the bytes went to `into`
     content_type: str
     url: str  # the final URL after redirects; for a data: URI only "data:<type>" (the payload is `data`)
+    size: int = 0
+
+
+def max_bytes(kind: str) -> tuple[int, str]:
+    """The size cap of a kind's results, and the setting that sets it."""
+    setting = "FETCH_MAX_BYTES_VIDEO" if kind == "video" else "FETCH_MAX_BYTES"
+    return current_app.config[setting], setting
+
+
+def _time_limit(kind: str) -> int:
+    return current_app.config["FETCH_TIMEOUT_SECONDS_VIDEO" if kind == "video" else "FETCH_TIMEOUT_SECONDS"]
 
 
 # --- addresses --------------------------------------------------------------------------------------
@@ -241,30 +255,37 @@ def _sniffed(data: bytes, kind: str) -> str:
     return OCTET_STREAM
 
 
-def _finish(data: bytes, content_type: str, url: str, kind: str) -> Fetched:
+def _finish(data: bytes, content_type: str, url: str, kind: str, *, head: bytes | None = None,
+            size: int | None = None) -> Fetched:
     if content_type == OCTET_STREAM:
-        content_type = _sniffed(data, kind)
-    return Fetched(data, content_type, url)
+        content_type = _sniffed(data if head is None else head, kind)
+    return Fetched(data, content_type, url, len(data) if size is None else size)
 
 
 # --- fetching ---------------------------------------------------------------------------------------
 
-def fetch_result(url: str, *, kind: str, session: requests.Session | None = None) -> Fetched:
+def fetch_result(url: str, *, kind: str, session: requests.Session | None = None,
+                 into: BinaryIO | None = None) -> Fetched:
     """Download one result. `session` is the in-process sandbox's; it is used only for sandbox.local
-    hops (it carries the gateway secret, which must never follow a redirect elsewhere)."""
+    hops (it carries the gateway secret, which must never follow a redirect elsewhere). `into`: stream
+    the body into this file as it arrives instead of keeping it (the answer's `data` is then empty)."""
     if kind not in ACCEPTED_TYPES:
         raise ValueError(f"no results are fetched for kind {kind!r}")
     if url[:5].lower() == "data:":
-        return _decode_data_uri(url, kind)
+        fetched = _decode_data_uri(url, kind)
+        if into is not None:
+            into.write(fetched.data)
+            fetched.data = b""
+        return fetched
     allowed = allowed_origins()
-    deadline = time.monotonic() + current_app.config["FETCH_TIMEOUT_SECONDS"]
+    deadline = time.monotonic() + _time_limit(kind)
     token = _allowed_origins.set(allowed)
     try:
         for _hop in range(MAX_REDIRECTS + 1):
             host, port = _check_url(url, allowed)
             response = _request(url, host, port, session, deadline)
             if not response.is_redirect:
-                return _read(response, url, host, kind, deadline)
+                return _read(response, url, host, kind, deadline, into)
             response.close()
             url = urljoin(url, response.headers["Location"])
         raise ResultRefused(f"Refused to download the result: more than {MAX_REDIRECTS} redirects.")
@@ -314,8 +335,10 @@ def _request(url: str, host: str, port: int, session: requests.Session | None,
         raise ResultRefused("The result could not be downloaded: the connection failed.") from None
 
 
-def _read(response: requests.Response, url: str, host: str, kind: str, deadline: float) -> Fetched:
-    cap = current_app.config["FETCH_MAX_BYTES"]
+def _read(response: requests.Response, url: str, host: str, kind: str, deadline: float,
+          into: BinaryIO | None) -> Fetched:
+    cap, setting = max_bytes(kind)
+    head = b""
     try:
         if not 200 <= response.status_code < 300:
             log.warning("result download from %s answered HTTP %s", host, response.status_code)
@@ -324,15 +347,20 @@ def _read(response: requests.Response, url: str, host: str, kind: str, deadline:
         _check_type(content_type, kind)
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
-            raise _too_large(cap)
+            raise _too_large(cap, setting)
         chunks, size = [], 0
         for chunk in _chunks(response):
             size += len(chunk)
             if size > cap:
-                raise _too_large(cap)
+                raise _too_large(cap, setting)
             if time.monotonic() > deadline:
                 raise ResultRefused("The result could not be downloaded: the download timed out.")
-            chunks.append(chunk)
+            if into is None:
+                chunks.append(chunk)
+            else:
+                if len(head) < 64:
+                    head += chunk[:64 - len(head)]
+                into.write(chunk)
     except (requests.Timeout, ReadTimeoutError, socket.timeout):
         log.warning("result download from %s timed out", host)
         raise ResultRefused("The result could not be downloaded: the download timed out.") from None
@@ -341,6 +369,8 @@ def _read(response: requests.Response, url: str, host: str, kind: str, deadline:
         raise ResultRefused("The result could not be downloaded: the connection broke off.") from None
     finally:
         response.close()
+    if into is not None:
+        return _finish(b"", content_type, url, kind, head=head, size=size)
     return _finish(b"".join(chunks), content_type, url, kind)
 
 
@@ -355,9 +385,9 @@ def _chunks(response: requests.Response):
         yield chunk
 
 
-def _too_large(cap: int) -> ResultRefused:
+def _too_large(cap: int, setting: str = "FETCH_MAX_BYTES") -> ResultRefused:
     limit = f"{cap / (1024 * 1024):g} MiB" if cap >= 1024 * 1024 else f"{cap} bytes"
-    return ResultRefused(f"Refused to download the result: it is larger than {limit} (FETCH_MAX_BYTES).")
+    return ResultRefused(f"Refused to download the result: it is larger than {limit} ({setting}).")
 
 
 def _decode_data_uri(url: str, kind: str) -> Fetched:
@@ -367,13 +397,13 @@ def _decode_data_uri(url: str, kind: str) -> Fetched:
         raise ResultRefused("Refused to read the result: only base64 data: URIs are accepted.")
     content_type = parts[0]
     _check_type(content_type, kind)
-    cap = current_app.config["FETCH_MAX_BYTES"]
+    cap, setting = max_bytes(kind)
     if len(payload) // 4 * 3 > cap + 3:  # decoding would only confirm what the length already says
-        raise _too_large(cap)
+        raise _too_large(cap, setting)
     try:
         data = base64.b64decode(payload.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise ResultRefused("Refused to read the result: its data: URI is not valid base64.") from None
     if len(data) > cap:
-        raise _too_large(cap)
+        raise _too_large(cap, setting)
     return _finish(data, content_type, f"data:{content_type}", kind)

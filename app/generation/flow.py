@@ -17,6 +17,7 @@ touch credits; their generations and usage are marked test.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
@@ -47,6 +49,7 @@ from app.generation import kinds, usage
 from app.generation.models import ACTIVE_STATUSES, FINAL_STATUSES, LONG_KINDS, Generation
 from app.identity.audit import Actor
 from app.identity.models import Tenant
+from app.storage import backends as storage_backends
 from app.storage import quota
 from app.storage import service as storage
 
@@ -252,7 +255,11 @@ def finish(started: Started, answer: gateway.Answer, began: float) -> Generation
     kind = kinds.kind_of(generation.kind)
     generation.upstream_ms = int((time.monotonic() - began) * 1000)
     generation.gateway_id = answer.target.gateway_id
-    measured = kind.collect(generation, answer, Results(generation, answer.target, started.route))
+    results = Results(generation, answer.target, started.route)
+    try:
+        measured = kind.collect(generation, answer, results)
+    finally:
+        results.close()
     charge = pricing.actual(started.billing_type, started.prices, generation.params, measured)
     credits = 0 if generation.is_test else charge.credits
     # Finished before the ledger's statements flush it, so the generation is written in one UPDATE.
@@ -520,30 +527,54 @@ def _system_actor(generation: Generation) -> Actor:
 
 class Results:
     """Copies a generation's results into the tenant's storage: call it with the gateway's result items
-    ({url, …}); it returns what the generation records of them (`data` keeps their bytes, for a kind that
-    reads them: a video's duration and thumbnail). Each object is recorded (and committed) before it is
-    written, so a crash from there on leaves a row for the sweep; the settle confirms and meters it.
-    `convert(data, content_type) -> (data, content_type)` turns a result into what is kept (speech in
-    the asked format)."""
+    ({url, …}); it returns what the generation records of them (`data` keeps each one's bytes, or for a
+    video the file it was spooled to, for a kind that reads them: a video's duration and thumbnail).
+    Each object is recorded (and committed) before it is written, so a crash from there on leaves a row
+    for the sweep; the settle confirms and meters it. `convert(data, content_type) -> (data,
+    content_type)` turns a result into what is kept (speech in the asked format). Videos stream: the
+    download goes to a file under STORAGE_TEMP_DIR and up to the bucket from there, never whole in
+    memory; close() removes the spooled files."""
+
+    # Kinds whose results can be gigabytes: spooled to disk as they arrive.
+    SPOOLED = ("video",)
 
     def __init__(self, generation: Generation, target: gateway.Target, route: str):
         self.generation, self.route = generation, route
-        self.data: list[bytes] = []
+        self.data: list[bytes | Path] = []
+        self.sizes: list[int] = []
         # Results of the in-process sandbox are fetched through it; no other gateway's are.
         self._session = sandbox_link.fetch_session() if target.in_process else None
         self._count = 0
+        self._spool: tempfile.TemporaryDirectory | None = None
+
+    def _fetch(self, url: str) -> tuple[bytes | Path, str]:
+        kind = self.generation.kind
+        if kind not in self.SPOOLED:
+            fetched = fetch_result(url, kind=kind, session=self._session)
+            return fetched.data, fetched.content_type
+        if self._spool is None:
+            self._spool = tempfile.TemporaryDirectory(prefix="results-", dir=storage_backends.temp_dir())
+        path = Path(self._spool.name) / f"{self._count}.part"
+        with open(path, "wb") as file:
+            fetched = fetch_result(url, kind=kind, session=self._session, into=file)
+        return path, fetched.content_type
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.cleanup()
+            self._spool = None
 
     def __call__(self, items: list[dict], convert=None) -> list[dict]:
         _mark(self.generation, "UPLOADING")
         stored = []
         for item in items:
-            fetched = fetch_result(item["url"], kind=self.generation.kind, session=self._session)
-            data, content_type = fetched.data, fetched.content_type
+            data, content_type = self._fetch(item["url"])
             if convert is not None:
                 data, content_type = convert(data, content_type)
             row = self._record(content_type, item["url"], "result")
             storage.write(row, data)
             self.data.append(data)
+            self.sizes.append(row.size_bytes)
             stored.append({"file_id": str(row.id), "content_type": row.content_type, "size_bytes": row.size_bytes,
                            "original_url": item["url"][:2000], "revised_prompt": item.get("revised_prompt"),
                            **({"duration": item["duration"]} if item.get("duration") is not None else {})})

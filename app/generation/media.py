@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 
@@ -25,9 +26,10 @@ class VideoFacts:
         return f"{self.width}x{self.height}" if self.width and self.height else None
 
 
-def inspect_video(data: bytes) -> VideoFacts:
+def inspect_video(data: bytes | Path) -> VideoFacts:
+    """`data`: the file's bytes, or the file on disk (read as needed, never whole)."""
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(str(data) if isinstance(data, Path) else io.BytesIO(data)) as container:
             stream = container.streams.video[0]
             seconds = None
             if stream.duration is not None and stream.time_base is not None:

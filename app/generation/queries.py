@@ -20,9 +20,9 @@ from app.identity.models import ApiKey, Tenant, TenantUser
 
 
 def get_generation(tenant_id: uuid.UUID, generation_id, *, user_id: uuid.UUID | None = None) -> Generation:
-    """A member sees only their own generations; admins and keys see the tenant's."""
+    """A member sees only their own generations; admins and keys see the tenant's. A deleted one is gone."""
     generation = get_for_tenant(Generation, tenant_id, generation_id, what="generation")
-    if user_id is not None and generation.user_id != user_id:
+    if generation.deleted_at is not None or (user_id is not None and generation.user_id != user_id):
         raise NotFound("No such generation.", code="generation_not_found")
     return generation
 
@@ -37,7 +37,7 @@ def list_generations(tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, 
                      status: str | None = None, model: str | None = None, date_from=None, date_to=None,
                      cursor: str | None = None, limit: int = 20) -> GenerationPage:
     """Newest first, keyset-paginated on (created_at, id)."""
-    query = sa.select(Generation).where(Generation.tenant_id == tenant_id)
+    query = sa.select(Generation).where(Generation.tenant_id == tenant_id, Generation.deleted_at.is_(None))
     if user_id is not None:
         query = query.where(Generation.user_id == user_id)
     query = _filtered(query, kind=kind, status=status, model=model, date_from=date_from, date_to=date_to,

@@ -1,7 +1,7 @@
 """Videos as their owners see them: OpenAI's request turned into the gateway's, the list in OpenAI's
-page shape, and DELETE, which cancels a running video or deletes a finished one's objects. Cancel and
-retry of the worker's generations (videos and Midjourney tasks) are here too: the API's DELETE and the
-platform admin's Jobs page call the same `cancel`."""
+page shape, and DELETE (removal.remove: cancel a running video, delete a finished one's objects).
+Retry of the worker's failed generations (videos and Midjourney tasks) for the platform admin's Jobs
+page is here too; its cancel is removal.cancel."""
 from __future__ import annotations
 
 import functools
@@ -10,29 +10,22 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm.exc import StaleDataError
 
 from app import jobs
-from app.core.db import utcnow
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.lookup import get_for_tenant
 from app.core.transaction import atomic, on_commit
 from app.extensions import db
-from app.generation import flow
+from app.generation import flow, removal
 from app.generation.models import LONG_KINDS, Generation
 from app.identity import audit
 from app.identity.audit import Actor
 from app.identity.models import Tenant
-from app.storage import service as storage
 from app.storage.models import StoredFile
 
 # OpenAI's sizes (and any W×H) → the gateway's aspect ratio and resolution.
 RATIOS = {(16, 9): "16:9", (9, 16): "9:16", (1, 1): "1:1", (4, 3): "4:3", (3, 4): "3:4", (7, 4): "16:9",
           (4, 7): "9:16"}
-CANCELLED = ("cancelled", "Cancelled by the client; nothing was charged. The AI gateway may still finish it: "
-                          "its result is discarded.")
-CANCELLED_BY_ADMIN = ("cancelled", "Cancelled by a platform admin; nothing was charged. The AI gateway may still "
-                                   "finish it: its result is discarded.")
 IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 MAX_REFERENCE_BYTES = 20 * 1024 * 1024
 
@@ -118,51 +111,13 @@ def list_videos(tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, after
     return VideoPage(rows[:limit], len(rows) > limit)
 
 
-class GenerationNotActive(Conflict):
-    code = "generation_not_active"
-
-
 class NotRetryable(Conflict):
     code = "generation_not_retryable"
 
 
-def cancel(generation: Generation, actor: Actor | None = None, *, reason: tuple[str, str] = CANCELLED) -> Generation:
-    """Stop a queued or running generation: it fails with `cancelled`, its hold is released and nothing is
-    charged. The row is locked (on PostgreSQL) and failed by a compare-and-set on its status, so of a worker
-    finishing it and this cancel exactly one wins; a worker that loses discards what it stored. An admin's
-    cancel (`actor`) is audited in the same transaction. Raises GenerationNotActive when it is already over."""
-    for _attempt in range(3):
-        try:
-            with atomic():
-                current = flow.locked(Generation.id == generation.id)
-                was = current.status
-                if not flow.record_failure(current, *reason):
-                    raise GenerationNotActive(f"This generation is already {was.lower()}; there is nothing to cancel.")
-                if actor is not None:
-                    audit.record(actor, "generation.cancel", target_type="generation", target_id=current.id,
-                                 tenant_id=current.tenant_id,
-                                 changes={"status": [was, "FAILED"], "credits_released": current.credits_held})
-            return current
-        except StaleDataError:
-            continue  # SQLite cannot lock the row: its worker moved it on meanwhile; look again
-    raise Conflict("The generation kept changing while it was being cancelled; try again.",
-                   code="generation_in_progress")
-
-
 def remove(generation: Generation) -> Generation:
-    """DELETE: a running video is cancelled (its hold released; a worker still waiting on the gateway
-    discards what it gets), a finished one is deleted (its objects removed and their bytes given back to
-    the tenant's meter)."""
-    try:
-        return cancel(generation)
-    except GenerationNotActive:
-        pass
-    with atomic():
-        current = flow.locked(Generation.id == generation.id)
-        current.deleted_at = utcnow()
-        storage.delete_objects(current.tenant_id, current.id)
-    storage.remove_deleting(generation.id)
-    return current
+    """DELETE a video: cancelled while it runs, else deleted with its files (removal.remove)."""
+    return removal.remove(generation)
 
 
 def retry(generation: Generation, actor: Actor) -> Generation:

@@ -30,6 +30,7 @@ JOBS: dict[str, Job] = {
     "idempotency.purge": Job("short", "app.billing.idempotency:purge_expired"),
     "storage.bill": Job("short", "app.storage.billing:bill_due"),
     "storage.sweep": Job("short", "app.storage.service:sweep"),
+    "uploads.expire": Job("short", "app.storage.uploads:expire_uploads"),
     "webhooks.deliver": Job("short", "app.webhooks.deliveries:deliver"),
     "webhooks.retry": Job("short", "app.webhooks.deliveries:retry_due"),
 }
@@ -43,6 +44,7 @@ SCHEDULE: dict[str, dict[str, str]] = {
     # Daily work, run hourly: the first run after midnight (UTC) bills the day before, the rest find it billed.
     "storage.bill": {"minute": "20"},
     "storage.sweep": {"minute": "*/10"},
+    "uploads.expire": {"minute": "41"},
     "webhooks.retry": {"minute": "*"},
 }
 

@@ -285,6 +285,12 @@ class GenerationListOut(Out):
     next_cursor: str | None
 
 
+class GenerationDeletedOut(Out):
+    id: str
+    object: Literal["generation.deleted"] = "generation.deleted"
+    deleted: bool = True
+
+
 class GenerationsQuery(Query):
     kind: Literal["image", "video", "audio", "chat", "midjourney"] | None = None
     status: Literal["PENDING", "GENERATING", "UPLOADING", "COMPLETED", "FAILED"] | None = None

@@ -12,9 +12,11 @@ from app.core.db import Base, IdMixin, TimestampMixin, utcnow
 # transaction that settled its generation. A PENDING row that never confirms is swept with its object.
 # DELETING: its owner deleted it (no longer metered); the object is removed, retried until it is: DELETED.
 FILE_STATUSES = ("PENDING", "STORED", "DELETING", "DELETED")
-# What an object is to its generation: the result itself, a video's first-frame thumbnail, or a
-# reference image the client uploaded with the request.
-FILE_VARIANTS = ("result", "thumbnail", "reference")
+# What an object is to its generation: the result itself, a video's first-frame thumbnail, a
+# reference image the client uploaded with the request, or a file uploaded ahead (POST /uploads; PENDING
+# until completed).
+FILE_VARIANTS = ("result", "thumbnail", "reference", "upload")
+STORAGE_PROVIDERS = ("oss", "s3")
 
 
 class StoredFile(IdMixin, Base):
@@ -31,6 +33,9 @@ class StoredFile(IdMixin, Base):
     generation_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("generations.id", ondelete="SET NULL"),
                                                             index=True)
     backend: Mapped[str] = mapped_column(sa.String(16))
+    # The bucket it was written to ("" on the local disk): with the backend, where it is read and deleted,
+    # whatever the tenant's storage mode is today.
+    bucket: Mapped[str] = mapped_column(sa.String(63), default="", server_default="")
     storage_key: Mapped[str] = mapped_column(sa.String(400), unique=True)
     status: Mapped[str] = mapped_column(sa.String(16), default="PENDING")
     position: Mapped[int] = mapped_column(default=0)  # the result's index in its generation
@@ -90,3 +95,25 @@ class TenantStorageUsage(IdMixin, Base):
     rule_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("storage_billing_rules.id",
                                                                     ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TenantStorageConfig(IdMixin, TimestampMixin, Base):
+    """A tenant's own bucket (used in oss_mode CUSTOM once verified). The access key id and secret are
+    AES-GCM at rest and never shown again: only the key id's last four characters are."""
+
+    __tablename__ = "tenant_storage_configs"
+    __table_args__ = (sa.CheckConstraint("provider IN ('oss', 's3')", name="provider_known"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), unique=True)
+    provider: Mapped[str] = mapped_column(sa.String(8))
+    endpoint: Mapped[str] = mapped_column(sa.String(255), default="")
+    region: Mapped[str] = mapped_column(sa.String(64), default="")
+    bucket: Mapped[str] = mapped_column(sa.String(63))
+    access_key_id_encrypted: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    access_key_id_last4: Mapped[str] = mapped_column(sa.String(4))
+    secret_encrypted: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    custom_domain: Mapped[str | None] = mapped_column(sa.String(255))
+    path_prefix: Mapped[str] = mapped_column(sa.String(200), default="")
+    is_verified: Mapped[bool] = mapped_column(default=False)
+    last_verified_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))

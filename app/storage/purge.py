@@ -19,11 +19,8 @@ from app.identity.audit import Actor
 from app.identity.models import Tenant
 from app.identity.tenants import get_tenant
 from app.storage import service as storage
-from app.storage.backends import LocalStorage
+from app.storage.backends import LocalStorage, platform_config
 from app.storage.models import StoredFile
-
-# Backends that write into the platform's own storage. A backend for tenant-owned buckets is not one.
-PLATFORM_BACKENDS = (LocalStorage.name,)
 
 
 @dataclass(frozen=True)
@@ -42,8 +39,7 @@ def purge_tenant(tenant_id, actor: Actor) -> Purged:
             raise Conflict("Deactivate the tenant first: its objects are removed only once it cannot use them.",
                            code="tenant_active")
         sizes = db.session.execute(
-            sa.update(files).where(files.c.tenant_id == tenant.id, files.c.status == "STORED",
-                                   files.c.backend.in_(PLATFORM_BACKENDS))
+            sa.update(files).where(files.c.tenant_id == tenant.id, files.c.status == "STORED", _in_our_storage(files))
             .values(status="DELETING", deleted_at=utcnow()).returning(files.c.size_bytes)).scalars().all()
         if sizes:
             tenants = Tenant.__table__
@@ -52,3 +48,12 @@ def purge_tenant(tenant_id, actor: Actor) -> Purged:
         audit.record(actor, "tenant.purge_storage", target_type="tenant", target_id=tenant.id, tenant_id=tenant.id,
                      changes={"objects": len(sizes), "size_bytes": sum(sizes)})
     return Purged(len(sizes), sum(sizes), storage.remove_deleting())
+
+
+def _in_our_storage(files):
+    """Objects on our local disk or in the platform's bucket; a tenant's own bucket is never ours."""
+    config = platform_config()
+    ours = files.c.backend == LocalStorage.name
+    if config is not None:
+        ours = sa.or_(ours, sa.and_(files.c.backend == config.provider, files.c.bucket == config.bucket))
+    return ours

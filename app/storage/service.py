@@ -13,20 +13,23 @@ from __future__ import annotations
 import logging
 import mimetypes
 import re
+import shutil
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import BinaryIO
 
 import sqlalchemy as sa
+from flask import current_app
 
 from app.core.db import utcnow
 from app.core.transaction import atomic
 from app.extensions import db
 from app.generation.models import FINAL_STATUSES, Generation
 from app.identity.models import Tenant
-from app.storage import backends
-from app.storage.backends import UnsafeKey
+from app.storage import backends, buckets
+from app.storage.backends import StorageFailed, UnsafeKey
 from app.storage.models import StoredFile
 
 log = logging.getLogger(__name__)
@@ -64,11 +67,13 @@ def object_key(tenant_id, caller: str, generation_id, index: int, content_type: 
 def record_pending(*, tenant_id, generation_id, caller: str, index: int, content_type: str,
                    original_url: str | None, variant: str = "result", key_id: uuid.UUID | None = None) -> StoredFile:
     """Record an object about to be written, and commit the record (with whatever else the session
-    holds), so that a crash during the write leaves a row the sweep can find."""
-    backend = backends.current()
+    holds), so that a crash during the write leaves a row the sweep can find. It goes where the tenant's
+    new objects go today (its own bucket in CUSTOM mode, under its path prefix), and says so."""
+    backend, prefix = _target(tenant_id)
     stored = StoredFile(id=uuid.uuid4(), tenant_id=tenant_id, generation_id=generation_id, backend=backend.name,
-                        storage_key=object_key(tenant_id, caller, key_id or generation_id, index, content_type,
-                                               utcnow()),
+                        bucket=backend.bucket,
+                        storage_key=prefix + object_key(tenant_id, caller, key_id or generation_id, index, content_type,
+                                                        utcnow()),
                         status="PENDING", position=index, variant=variant, content_type=content_type, size_bytes=0,
                         original_url=original_url[:ORIGINAL_URL_MAX] if original_url else None)
     db.session.add(stored)
@@ -76,10 +81,16 @@ def record_pending(*, tenant_id, generation_id, caller: str, index: int, content
     return stored
 
 
-def write(stored: StoredFile, data: bytes) -> None:
-    """Write the bytes of a recorded object; its size is saved when the object is confirmed."""
-    backends.named(stored.backend).put(stored.storage_key, data, stored.content_type)
-    stored.size_bytes = len(data)
+def _target(tenant_id) -> tuple[backends.Backend, str]:
+    tenant = db.session.get(Tenant, tenant_id)
+    backend = backends.for_tenant(tenant)
+    return backend, (buckets.prefix_of(tenant.id) if tenant.oss_mode == "CUSTOM" else "")
+
+
+def write(stored: StoredFile, source: bytes | Path) -> None:
+    """Write the bytes of a recorded object (in memory, or a file spooled to disk, which is streamed up);
+    its size is saved when the object is confirmed."""
+    stored.size_bytes = backends.for_file(stored).put(stored.storage_key, source, stored.content_type)
 
 
 _CONFIRM = (sa.update(StoredFile.__table__)
@@ -109,9 +120,9 @@ def discard_pending(generation_id: uuid.UUID) -> int:
 
 def _discard(row: StoredFile) -> bool:
     try:
-        backends.named(row.backend).delete(row.storage_key)
-    except (OSError, UnsafeKey, LookupError):
-        log.exception("could not delete unconfirmed object %s; the sweep will try again", row.id)
+        backends.for_file(row).delete(row.storage_key)
+    except (OSError, UnsafeKey, LookupError, StorageFailed) as error:
+        log.warning("could not delete unconfirmed object %s (%s); the sweep will try again", row.id, error)
         return False
     db.session.delete(row)
     return True
@@ -119,13 +130,14 @@ def _discard(row: StoredFile) -> bool:
 
 def sweep_unconfirmed(now: datetime | None = None) -> int:
     """Delete the objects of PENDING rows that will never confirm: their generation is over (or
-    gone), or the row is older than any generation runs. Each in its own transaction."""
+    gone), or the row is older than any generation runs. Each in its own transaction. Uploads waiting
+    for their client are not these: uploads.expire_uploads deletes them after a day."""
     now = now or utcnow()
     over = sa.or_(StoredFile.generation_id.is_(None), Generation.id.is_(None),
                   Generation.status.in_(FINAL_STATUSES), StoredFile.created_at < now - PENDING_BACKSTOP)
     ids = db.session.scalars(
         sa.select(StoredFile.id).outerjoin(Generation, Generation.id == StoredFile.generation_id)
-        .where(StoredFile.status == "PENDING", over)).all()
+        .where(StoredFile.status == "PENDING", StoredFile.variant != "upload", over)).all()
     swept = 0
     for file_id in ids:
         row = db.session.get(StoredFile, file_id)
@@ -181,9 +193,9 @@ def remove_deleting(generation_id: uuid.UUID | None = None) -> int:
     for file_id in db.session.scalars(query).all():
         row = db.session.get(StoredFile, file_id)
         try:
-            backends.named(row.backend).delete(row.storage_key)
-        except (OSError, UnsafeKey, LookupError):
-            log.exception("could not remove deleted object %s; the sweep will try again", row.id)
+            backends.for_file(row).delete(row.storage_key)
+        except (OSError, UnsafeKey, LookupError, StorageFailed) as error:
+            log.warning("could not remove deleted object %s (%s); the sweep will try again", row.id, error)
             db.session.rollback()
             continue
         row.status = "DELETED"
@@ -193,14 +205,44 @@ def remove_deleting(generation_id: uuid.UUID | None = None) -> int:
 
 
 def sweep(now: datetime | None = None) -> int:
-    """The periodic storage sweep: objects never confirmed, and deleted objects not yet removed."""
+    """The periodic storage sweep: objects never confirmed, and deleted objects not yet removed (and,
+    not counted, what a killed process left in STORAGE_TEMP_DIR)."""
+    sweep_temp_files(now)
     return sweep_unconfirmed(now) + remove_deleting()
+
+
+def sweep_temp_files(now: datetime | None = None) -> int:
+    """Spooled downloads and oss2 upload checkpoints older than any copy runs: a process killed mid-copy
+    never removed them. Returns how many were removed."""
+    cutoff = ((now or utcnow()) - PENDING_BACKSTOP).timestamp()
+    root, removed = backends.temp_dir(), 0
+    for path in [*root.glob("results-*"), *root.glob("oss-checkpoints/**/*")]:
+        try:
+            if path.lstat().st_mtime >= cutoff:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                if path.name.startswith("results-"):
+                    shutil.rmtree(path)
+                    removed += 1
+            else:
+                path.unlink()
+                removed += 1
+        except OSError as error:
+            log.warning("could not remove the stale temporary file %s (%s)", path, error)
+    return removed
 
 
 # --- reading ----------------------------------------------------------------------------------------
 
 def open_file(stored: StoredFile) -> BinaryIO:
-    return backends.named(stored.backend).open(stored.storage_key)
+    return backends.for_file(stored).open(stored.storage_key)
+
+
+def presigned_url(stored: StoredFile) -> str | None:
+    """A short-lived URL of the object in its bucket (STORAGE_URL_SECONDS), made when a client asks for it;
+    None for the local disk, whose objects we serve ourselves."""
+    return backends.for_file(stored).url(stored.storage_key, content_type=stored.content_type,
+                                         expires_in=current_app.config["STORAGE_URL_SECONDS"])
 
 
 def read(stored: StoredFile) -> bytes:

@@ -37,14 +37,16 @@ def signed_url(stored: StoredFile, *, expires_in: int = 3600, external_base: str
 @dataclass
 class SignedFile:
     stored: StoredFile
-    file: BinaryIO
+    file: BinaryIO | None  # None when the object is in a bucket: `redirect` is where to fetch it
     size: int
     expires_in: int  # seconds the URL stays valid: how long a client may cache it
+    redirect: str | None = None
 
 
 def open_signed(key: str, expires: str, sig: str) -> SignedFile:
     """The object a signed URL names. A bad or expired signature is 403 before any lookup, so an
-    unsigned request learns nothing about which keys exist."""
+    unsigned request learns nothing about which keys exist. An object in a bucket is not read here: the
+    answer names a freshly presigned URL of it instead."""
     try:
         expires_at = int(expires)
     except ValueError:
@@ -61,7 +63,12 @@ def open_signed(key: str, expires: str, sig: str) -> SignedFile:
     if stored is None:
         raise NotFound("No such file.", code="file_not_found")
     try:
-        file = backends.named(stored.backend).open(key)
+        backend = backends.for_file(stored)
+        redirect = backend.url(key, content_type=stored.content_type,
+                               expires_in=current_app.config["STORAGE_URL_SECONDS"])
+        if redirect is not None:
+            return SignedFile(stored, None, stored.size_bytes, remaining, redirect)
+        file = backend.open(key)
     except (FileNotFoundError, backends.UnsafeKey, LookupError):
         raise NotFound("No such file.", code="file_not_found") from None
     try:

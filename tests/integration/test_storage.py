@@ -251,7 +251,7 @@ def test_a_signed_url_for_a_missing_object_is_not_found(app, client, make):
     created = make.tenant()
     stored = store(created, generation_for(created))
     url = signing.signed_url(stored)
-    backends.current().delete(stored.storage_key)
+    backends.platform().delete(stored.storage_key)
     assert client.get(url).status_code == 404
 
     unrecorded = StoredFile(storage_key=f"tenants/{created.tenant.id}/api/2025/01/nothing-0.png")
@@ -308,3 +308,20 @@ def test_the_sweep_deletes_objects_a_killed_process_never_confirmed(app, make):
     assert (root / in_flight.storage_key).exists()  # its generation may still confirm it
     assert db.session.scalars(sa.select(StoredFile.id)).all() == [in_flight.id]
     assert used_bytes(created.tenant.id) == 0
+
+
+def test_the_sweep_removes_what_a_killed_copy_left_in_the_temp_folder(app, tmp_path):
+    import os
+    temp = tmp_path / "spool"
+    app.config["STORAGE_TEMP_DIR"] = str(temp)
+    stale, running = temp / "results-dead" / "0.part", temp / "results-alive" / "0.part"
+    checkpoint = temp / "oss-checkpoints" / "upload-record"
+    for path in (stale, running, checkpoint):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\0" * 1024)
+    day_old = time.time() - 25 * 3600
+    for path in (stale, stale.parent, checkpoint):
+        os.utime(path, (day_old, day_old))
+    storage.sweep()
+    assert not stale.parent.exists() and not checkpoint.exists()
+    assert running.exists()  # a copy still in progress keeps its file

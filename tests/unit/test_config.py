@@ -213,3 +213,44 @@ def test_the_job_queue_follows_redis_and_refuses_redis_without_it(tmp_path):
     assert load_config(env=production(REDIS_URL="redis://cache:6379/0"), instance_path=tmp_path)["JOBS_QUEUE"] == "redis"
     with pytest.raises(ConfigError, match="JOBS_QUEUE=redis needs REDIS_URL"):
         load_config(env=production(JOBS_QUEUE="redis"), instance_path=tmp_path)
+
+
+S3_BUCKET_ENV = {"STORAGE_BACKEND": "s3", "S3_ENDPOINT": "https://account.r2.cloudflarestorage.com",
+                 "S3_REGION": "auto", "S3_BUCKET": "waule-results", "S3_ACCESS_KEY_ID": "AKIA0000",
+                 "S3_SECRET_ACCESS_KEY": "secret"}
+OSS_BUCKET_ENV = {"STORAGE_BACKEND": "oss", "OSS_ENDPOINT": "https://oss-cn-beijing.aliyuncs.com",
+                  "OSS_BUCKET": "waule-results", "OSS_ACCESS_KEY_ID": "LTAI0000", "OSS_ACCESS_KEY_SECRET": "secret"}
+
+
+def test_storage_defaults_to_the_local_disk_with_per_kind_download_caps(tmp_path):
+    config = load_config(env=production(), instance_path=tmp_path)
+    assert config["STORAGE_BACKEND"] == "local" and config["STORAGE_BUCKET"] == {}
+    assert config["FETCH_MAX_BYTES"] == 200 * 1024 ** 2 and config["FETCH_MAX_BYTES_VIDEO"] == 4 * 1024 ** 3
+    assert config["STORAGE_TEMP_DIR"] == str((tmp_path / "tmp").resolve())  # never the home directory
+
+
+@pytest.mark.parametrize("env", [S3_BUCKET_ENV, OSS_BUCKET_ENV])
+def test_a_cloud_bucket_loads_with_its_settings(tmp_path, env):
+    config = load_config(env=production(**env), instance_path=tmp_path)
+    assert config["STORAGE_BACKEND"] == env["STORAGE_BACKEND"]
+    assert config["STORAGE_BUCKET"][f"{env['STORAGE_BACKEND'].upper()}_BUCKET"] == "waule-results"
+
+
+@pytest.mark.parametrize("env, changes, named", [
+    (S3_BUCKET_ENV, {"STORAGE_BACKEND": "gcs"}, "STORAGE_BACKEND"),
+    (S3_BUCKET_ENV, {"S3_BUCKET": None}, "S3_BUCKET"),
+    (S3_BUCKET_ENV, {"S3_SECRET_ACCESS_KEY": ""}, "S3_SECRET_ACCESS_KEY"),
+    (S3_BUCKET_ENV, {"S3_REGION": None}, "S3_REGION"),
+    (S3_BUCKET_ENV, {"S3_ENDPOINT": "ftp://minio.internal"}, "S3_ENDPOINT"),
+    (S3_BUCKET_ENV, {"S3_PUBLIC_ENDPOINT": "https://cdn.example.com/files"}, "S3_PUBLIC_ENDPOINT"),
+    (S3_BUCKET_ENV, {"S3_BUCKET": "Not_A_Bucket"}, "S3_BUCKET"),
+    (OSS_BUCKET_ENV, {"OSS_ENDPOINT": None}, "OSS_ENDPOINT"),
+    (OSS_BUCKET_ENV, {"OSS_ACCESS_KEY_SECRET": None}, "OSS_ACCESS_KEY_SECRET"),
+    (OSS_BUCKET_ENV, {"OSS_CUSTOM_DOMAIN": "files.example.com"}, "OSS_CUSTOM_DOMAIN"),
+    (S3_BUCKET_ENV, {"STORAGE_PART_BYTES": "1024"}, "STORAGE_PART_BYTES"),
+    (S3_BUCKET_ENV, {"FETCH_MAX_BYTES_VIDEO": "lots"}, "FETCH_MAX_BYTES_VIDEO"),
+    (S3_BUCKET_ENV, {"STORAGE_URL_SECONDS": "0"}, "STORAGE_URL_SECONDS"),
+])
+def test_a_missing_or_malformed_storage_setting_stops_start_up_naming_it(tmp_path, env, changes, named):
+    with pytest.raises(ConfigError, match=named):
+        load_config(env=production(**{**env, **changes}), instance_path=tmp_path)

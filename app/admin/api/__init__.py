@@ -40,4 +40,5 @@ def admin_actor() -> Actor:
 
 
 # The routes register themselves.
-from app.admin.api import billing, catalog, docs, gateways, generations, storage, tenants, usage, webhooks  # noqa: E402,F401
+from app.admin.api import (billing, buckets, catalog, docs, gateways, generations, storage, tenants,  # noqa: E402,F401
+                           usage, webhooks)

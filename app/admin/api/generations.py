@@ -6,7 +6,7 @@ from flask import jsonify
 
 from app.admin.api import TAGS, admin_actor, api_bp
 from app.api.openapi import endpoint
-from app.generation import queries, videos
+from app.generation import queries, removal, videos
 from app.schemas.generation import AdminGenerationOut, admin_generation_out
 from app.schemas.webhooks import NothingIn
 
@@ -16,8 +16,8 @@ from app.schemas.webhooks import NothingIn
           "and nothing is charged (409 when it is already over)", body=NothingIn, response=AdminGenerationOut,
           errors=(401, 404, 409), tags=TAGS)
 def cancel_generation(generation_id: str, body: NothingIn):
-    generation = videos.cancel(queries.any_generation(generation_id), admin_actor(),
-                               reason=videos.CANCELLED_BY_ADMIN)
+    generation = removal.cancel(queries.any_generation(generation_id), admin_actor(),
+                               reason=removal.CANCELLED_BY_ADMIN)
     return jsonify(admin_generation_out(generation))
 
 

@@ -65,13 +65,12 @@ def collect(generation, answer: gateway.Answer, store) -> pricing.Usage:
     if not items:
         raise gateway.UpstreamFailed("The AI gateway answered without a video.", code="upstream_bad_response")
     generation.results = store(items[:1])
-    data = store.data[0]
-    facts = media.inspect_video(data)
+    facts = media.inspect_video(store.data[0])
     if facts.thumbnail:
         store.keep(facts.thumbnail, "image/jpeg", variant="thumbnail")
     reported = items[0].get("duration")
     seconds = facts.seconds or (reported if isinstance(reported, (int, float)) and reported > 0 else None)
     generation.output = {"duration": seconds, "size": facts.size, "width": facts.width, "height": facts.height,
-                         "file_size": len(data)}
+                         "file_size": store.sizes[0]}
     # The duration the file really has, in whole seconds; None lets pricing use the requested one.
     return pricing.Usage(seconds=math.ceil(seconds - 1e-6) if seconds else None)

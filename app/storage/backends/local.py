@@ -1,11 +1,15 @@
-"""The local filesystem under STORAGE_DIR: the embedded default."""
+"""The local filesystem under STORAGE_DIR: the embedded default. Its objects are served by us (signed
+/files/ URLs), so it presigns nothing; uploads from clients come through our own signed route."""
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+COPY_CHUNK_BYTES = 1024 * 1024
 
 
 class UnsafeKey(ValueError):
@@ -25,6 +29,7 @@ class LocalStorage:
     half an object."""
 
     name = "local"
+    bucket = ""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).resolve()
@@ -35,22 +40,37 @@ class LocalStorage:
             raise UnsafeKey(f"storage key {key!r} resolves outside the storage directory")
         return path
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, source: bytes | Path | BinaryIO, content_type: str) -> int:
+        """`source`: bytes, a file spooled to disk, or an open stream; copied in chunks, never read whole."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         draft = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
         try:
             with open(draft, "xb") as file:
-                file.write(data)
+                if isinstance(source, bytes):
+                    file.write(source)
+                elif isinstance(source, Path):
+                    with open(source, "rb") as spooled:
+                        shutil.copyfileobj(spooled, file, COPY_CHUNK_BYTES)
+                else:
+                    shutil.copyfileobj(source, file, COPY_CHUNK_BYTES)
                 file.flush()
                 os.fsync(file.fileno())
+                written = file.tell()
             os.replace(draft, path)
         except BaseException:
             draft.unlink(missing_ok=True)
             raise
+        return written
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -69,3 +89,12 @@ class LocalStorage:
                 if name.startswith(".") or not key.startswith(prefix) or path.is_symlink():
                     continue
                 yield key, path.stat().st_size
+
+    def url(self, key: str, *, content_type: str, expires_in: int) -> None:
+        return None  # served by us
+
+    def upload_form(self, key: str, *, content_type: str, max_bytes: int, expires_in: int) -> None:
+        return None  # uploaded through our own signed route
+
+    def verify(self, prefix: str = "") -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
