@@ -12,7 +12,7 @@ from app.admin.tenant_sections import QUOTA_UNITS, tenant_section
 from app.core.errors import InvalidInput
 from app.identity import tenants
 from app.schemas.storage import MAX_BYTES
-from app.storage import backends, billing, metering
+from app.storage import billing, metering
 
 RULE_FIELDS = billing.RULE_FIELDS
 PRICE_FIELDS = tuple(name for name in RULE_FIELDS if name != "name")
@@ -23,12 +23,13 @@ TOP_TENANTS = 10
 
 
 def bucket_settings(config) -> list[tuple[str, str]]:
-    """The platform bucket's settings as the environment gave them, secrets as "set" or "not set"."""
+    """The platform bucket's settings as the environment gave them, secrets as "set (hidden)"."""
+    settings = {name: value for name, value in config.items()
+                if name.startswith(SETTING_PREFIXES) and name != "STORAGE_BUCKET"}
+    settings |= config.get("STORAGE_BUCKET") or {}  # the chosen cloud backend's OSS_… or S3_… settings
     shown = []
-    for name in sorted(config):
-        if not name.startswith(SETTING_PREFIXES):
-            continue
-        value = config[name]
+    for name in sorted(settings):
+        value = settings[name]
         secret = any(word in name for word in SECRET_WORDS) or (name.endswith("KEY") and not name.endswith("KEY_ID"))
         if value in (None, "", ()):
             shown.append((name, "not set"))
@@ -49,7 +50,7 @@ def _new_rule_form() -> Form:
 
 
 def storage_page(status: int = 200, **extra):
-    context = {"settings": bucket_settings(current_app.config), "backend": backends.current().name,
+    context = {"settings": bucket_settings(current_app.config), "backend": current_app.config["STORAGE_BACKEND"],
                "rules": billing.list_rules(), "rule_form": _new_rule_form(), "rule_notice": None, "rule_error": None,
                "top_tenants": metering.top_tenants(TOP_TENANTS), "totals": metering.platform_totals(),
                "days_per_month": billing.DAYS_PER_MONTH, **extra}

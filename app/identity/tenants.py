@@ -12,11 +12,12 @@ from app.extensions import db
 from app.identity import audit
 from app.identity.api_keys import issue_key
 from app.identity.audit import Actor
-from app.identity.models import OSS_MODES, ApiKey, Tenant, TenantUser
+from app.identity.models import ApiKey, Tenant, TenantUser
 from app.identity.users import add_user, end_tenant_sessions
 
 EDITABLE = ("name", "contact_name", "contact_phone", "contact_email", "is_active", "max_seats",
-            "enabled_models", "oss_mode", "storage_quota_bytes", "require_device")
+            "enabled_models", "storage_quota_bytes", "require_device")
+# oss_mode is not here: a tenant moves to its own bucket only once that bucket is verified (storage.buckets).
 MAX_SEATS_LIMIT = 100_000
 
 
@@ -39,8 +40,6 @@ def _clean(fields: dict) -> dict:
         raise InvalidInput("Tenant name must be at most 120 characters.", param="name")
     if "max_seats" in fields and not 0 <= int(fields["max_seats"]) <= MAX_SEATS_LIMIT:
         raise InvalidInput(f"max_seats must be between 0 and {MAX_SEATS_LIMIT}.", param="max_seats")
-    if "oss_mode" in fields and fields["oss_mode"] not in OSS_MODES:
-        raise InvalidInput("oss_mode must be PLATFORM or CUSTOM.", param="oss_mode")
     if fields.get("storage_quota_bytes") is not None and fields["storage_quota_bytes"] < 0:
         raise InvalidInput("storage_quota_bytes must not be negative.", param="storage_quota_bytes")
     if "enabled_models" in fields:

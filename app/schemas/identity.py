@@ -154,7 +154,6 @@ class TenantUpdateIn(Body):
     is_active: bool = None
     max_seats: int = Field(default=None, ge=0, le=MAX_SEATS_LIMIT)
     enabled_models: list[str] = None
-    oss_mode: Literal["PLATFORM", "CUSTOM"] = None
     storage_quota_bytes: int | None = Field(default=None, ge=0, description="null means no quota")
     require_device: bool = None
 

@@ -99,31 +99,35 @@ PREFIX = "tenants/"
 
 
 def _verify_objects() -> list[str]:
-    """Every stored object in its backend at its recorded size, and nothing under tenants/ that no row
-    accounts for (a pending object is being written; a deleting one is waiting for the sweep)."""
-    records: dict[tuple[str, str], tuple[uuid.UUID, str, int]] = {
-        (backend, key): (tenant_id, status, size)
-        for backend, key, tenant_id, status, size in db.session.execute(
-            sa.select(StoredFile.backend, StoredFile.storage_key, StoredFile.tenant_id, StoredFile.status,
-                      StoredFile.size_bytes).where(StoredFile.status != "DELETED"))}
-    listed: dict[tuple[str, str], int] = {}
+    """Every stored object in our storage (the local disk, the platform bucket: a tenant's own bucket is
+    the tenant's) at its recorded size, and nothing under tenants/ that no row accounts for (a pending
+    object is being written; a deleting one is waiting for the sweep)."""
+    places = backends.platform_places()
+    records: dict[tuple[str, str, str], tuple[uuid.UUID, str, int]] = {
+        (backend, bucket, key): (tenant_id, status, size)
+        for backend, bucket, key, tenant_id, status, size in db.session.execute(
+            sa.select(StoredFile.backend, StoredFile.bucket, StoredFile.storage_key, StoredFile.tenant_id,
+                      StoredFile.status, StoredFile.size_bytes).where(StoredFile.status != "DELETED"))
+        if (backend, bucket) in places}
+    listed: dict[tuple[str, str, str], int] = {}
     readable, problems = set(), []
-    for name in sorted({backend for backend, _key in records} | {backends.current().name}):
+    for backend, bucket in places:
         try:
-            listed |= {(name, key): size for key, size in backends.named(name).list(PREFIX)}
-            readable.add(name)
-        except (LookupError, OSError) as error:
-            problems.append(f"backend {name}: cannot list its objects ({error})")
+            listed |= {(backend, bucket, key): size
+                       for key, size in backends.named(backend, bucket).list(PREFIX)}
+            readable.add((backend, bucket))
+        except (LookupError, OSError, backends.StorageFailed) as error:
+            problems.append(f"backend {backend} {bucket}: cannot list its objects ({error})".replace("  ", " "))
     missing, resized, unknown = defaultdict(list), defaultdict(list), defaultdict(list)
     for place, (tenant_id, status, size) in records.items():
-        if status != "STORED" or place[0] not in readable:
+        if status != "STORED" or place[:2] not in readable:
             continue
         if place not in listed:
-            missing[tenant_id].append(place[1])
+            missing[tenant_id].append(place[2])
         elif listed[place] != size:
-            resized[tenant_id].append(place[1])
+            resized[tenant_id].append(place[2])
     for place in listed.keys() - records.keys():
-        unknown[_tenant_of(place[1])].append(place[1])
+        unknown[_tenant_of(place[2])].append(place[2])
     for label, found in (("stored object(s) missing from their backend", missing),
                          ("object(s) whose size differs from their record", resized),
                          ("object(s) in the backend that no live record accounts for", unknown)):

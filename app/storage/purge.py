@@ -19,7 +19,7 @@ from app.identity.audit import Actor
 from app.identity.models import Tenant
 from app.identity.tenants import get_tenant
 from app.storage import service as storage
-from app.storage.backends import LocalStorage, platform_config
+from app.storage.backends import platform_places
 from app.storage.models import StoredFile
 
 
@@ -52,8 +52,5 @@ def purge_tenant(tenant_id, actor: Actor) -> Purged:
 
 def _in_our_storage(files):
     """Objects on our local disk or in the platform's bucket; a tenant's own bucket is never ours."""
-    config = platform_config()
-    ours = files.c.backend == LocalStorage.name
-    if config is not None:
-        ours = sa.or_(ours, sa.and_(files.c.backend == config.provider, files.c.bucket == config.bucket))
-    return ours
+    return sa.or_(*(sa.and_(files.c.backend == backend, files.c.bucket == bucket)
+                    for backend, bucket in platform_places()))

@@ -19,10 +19,11 @@ RULE = {"name": "Cheaper", "tier1_price": "6", "tier1_limit_gib": "50", "tier2_p
 
 
 def test_the_storage_page_shows_the_bucket_without_its_secrets_and_the_top_tenants(app, dashboard, make):
-    app.config["STORAGE_S3_BUCKET"] = "waule-results"
-    app.config["STORAGE_S3_ACCESS_KEY_ID"] = "AKIDEXAMPLE"
-    app.config["STORAGE_S3_SECRET_ACCESS_KEY"] = "s3-secret-never-shown"
-    app.config["OSS_ACCESS_KEY_SECRET"] = "oss-secret-never-shown"
+    # What config.py makes of STORAGE_BACKEND=s3 and its S3_… settings.
+    app.config["STORAGE_BACKEND"] = "s3"
+    app.config["STORAGE_BUCKET"] = {"S3_ENDPOINT": "https://r2.example.com", "S3_REGION": "auto",
+                                    "S3_BUCKET": "waule-results", "S3_ACCESS_KEY_ID": "AKIDEXAMPLE",
+                                    "S3_SECRET_ACCESS_KEY": "s3-secret-never-shown", "S3_PUBLIC_ENDPOINT": ""}
     small, big = make.tenant("Small"), make.tenant("Big")
     occupy(small, 3 * MiB)
     occupy(big, 5 * GiB)
@@ -32,11 +33,11 @@ def test_the_storage_page_shows_the_bucket_without_its_secrets_and_the_top_tenan
     response = dashboard.get("/admin/storage")
     assert response.status_code == 200
     page = text_of(response)
-    assert "s3-secret-never-shown" not in page and "oss-secret-never-shown" not in page
-    assert 'data-setting="STORAGE_S3_SECRET_ACCESS_KEY"><dt class="mono">STORAGE_S3_SECRET_ACCESS_KEY</dt>' \
+    assert "s3-secret-never-shown" not in page
+    assert 'data-setting="S3_SECRET_ACCESS_KEY"><dt class="mono">S3_SECRET_ACCESS_KEY</dt>' \
            '<dd class="break">set (hidden)</dd>' in page
     assert "waule-results" in page and "AKIDEXAMPLE" in page and app.config["STORAGE_DIR"] in page
-    assert '<strong data-backend>local</strong>' in page
+    assert '<strong data-backend>s3</strong>' in page
     assert page.index('data-tenant="Big"') < page.index('data-tenant="Small"')
     assert '<span class="stat-value" data-total="owed">12</span>' in page
     assert "No rule is active: storage is metered but not charged." in page

@@ -46,8 +46,8 @@ def stored(make):
         occupy(make.tenant(name), size)
     owing = make.tenant("Owing Ltd")
     occupy(owing, 7 * GiB)
-    tenants.update_tenant(owing.tenant.id, TEST_ACTOR, {"oss_mode": "CUSTOM"})
-    db.session.execute(sa.update(Tenant).where(Tenant.id == owing.tenant.id).values(storage_fees_owed=1234))
+    db.session.execute(sa.update(Tenant).where(Tenant.id == owing.tenant.id)
+                       .values(oss_mode="CUSTOM", storage_fees_owed=1234))  # its own bucket, as shown
     db.session.commit()
     return acme
 

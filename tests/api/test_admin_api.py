@@ -74,11 +74,11 @@ def test_show_and_update_tenant(client, headers):
     tenant_id = create_tenant(client, headers)["tenant"]["id"]
     response = client.patch(f"/admin/api/tenants/{tenant_id}", headers=headers, json={
         "name": "Acme Ltd", "contact_phone": "+86 10 1234", "max_seats": 12, "enabled_models": ["gpt-4o", "flux"],
-        "oss_mode": "CUSTOM", "storage_quota_bytes": 10_000, "require_device": False})
+        "storage_quota_bytes": 10_000, "require_device": False})
     assert response.status_code == 200, response.get_json()
     shown = client.get(f"/admin/api/tenants/{tenant_id}", headers=headers).get_json()
     assert shown == response.get_json()
-    assert shown["name"] == "Acme Ltd" and shown["max_seats"] == 12 and shown["oss_mode"] == "CUSTOM"
+    assert shown["name"] == "Acme Ltd" and shown["max_seats"] == 12 and shown["oss_mode"] == "PLATFORM"
     assert shown["enabled_models"] == ["flux", "gpt-4o"] and shown["storage_quota_bytes"] == 10_000
     assert shown["contact_phone"] == "+86 10 1234" and shown["require_device"] is False
 
@@ -247,6 +247,7 @@ def test_malformed_json_is_400_in_the_envelope(client, headers):
 
 @pytest.mark.parametrize("body", [
     {"api_secret": "mine"}, {"max_seats": None}, {"is_active": None}, {"name": None}, {"oss_mode": "S3"},
+    {"oss_mode": "CUSTOM"},  # only through /storage/mode, once the tenant's bucket is verified
     {"storage_quota_bytes": -1}, {"enabled_models": "flux"}, {"max_seats": 1.5},
 ])
 def test_update_tenant_refuses_bad_bodies(client, headers, body):

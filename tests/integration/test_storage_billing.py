@@ -19,9 +19,10 @@ from app.extensions import db
 from app.identity import tenants
 from app.jobs import SCHEDULE, resolve
 from app.models import LedgerEntry, StoredFile, Tenant, TenantStorageUsage
-from app.storage import billing
+from app.storage import billing, buckets
 from app.storage import service as storage
 from tests.conftest import TEST_ACTOR, assert_error, key_headers, require_postgres
+from tests.fakes.s3_server import REGION, S3Server
 from tests.integration.test_concurrency import _race
 from tests.integration.test_storage import generation_for
 
@@ -225,12 +226,20 @@ def test_downloads_through_http_are_metered_as_sent_and_charged_as_traffic(app, 
 def test_custom_mode_tenants_are_metered_but_pay_nothing_and_have_no_quota_unless_set(app, client, make, runner):
     standard_rule()
     own = make.funded_tenant("Own bucket", credits=1000)
-    tenants.update_tenant(own.tenant.id, TEST_ACTOR, {"oss_mode": "CUSTOM"})
-    occupy(own, 700 * GiB)
-    response = client.post("/api/v1/images/generations", headers=key_headers(own), json=IMAGE)
-    assert response.status_code == 200, response.get_json()  # no quota set: none applies
-    parts = urlsplit(response.get_json()["data"][0]["url"])
-    downloaded = len(client.get(f"{parts.path}?{parts.query}").data)
+    with S3Server() as s3:  # the tenant's own bucket, on moto's S3
+        app.config["FETCH_ALLOWLIST"] = (s3.endpoint,)
+        buckets.save_config(own.tenant.id, TEST_ACTOR, buckets.BucketSettings(
+            "s3", s3.create_bucket("own-bucket"), s3.access_key_id, s3.secret, endpoint=s3.endpoint, region=REGION))
+        buckets.verify(own.tenant.id, TEST_ACTOR)
+        buckets.set_mode(own.tenant.id, TEST_ACTOR, "CUSTOM")
+        occupy(own, 700 * GiB)
+        response = client.post("/api/v1/images/generations", headers=key_headers(own), json=IMAGE)
+        assert response.status_code == 200, response.get_json()  # no quota set: none applies
+        parts = urlsplit(response.get_json()["data"][0]["url"])
+        sent = client.get(f"{parts.path}?{parts.query}")
+        assert sent.status_code == 302  # the bucket serves the bytes: the traffic is the object's size
+        downloaded = db.session.scalar(sa.select(StoredFile.size_bytes).where(
+            StoredFile.generation_id == uuid.UUID(response.get_json()["generation_id"])))
 
     bill(START)
     row = usage_row(own, START)

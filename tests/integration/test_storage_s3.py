@@ -15,7 +15,7 @@ from app.billing import ledger
 from app.extensions import db
 from app.identity import tenants
 from app.models import StoredFile
-from app.storage import backends
+from app.storage import backends, metering
 from app.storage import service as storage
 from app.storage.backends import BucketConfig, StorageFailed
 from tests.conftest import assert_error, key_headers
@@ -253,3 +253,16 @@ def test_a_client_uploads_straight_to_the_bucket_and_the_bucket_enforces_the_dec
     assert tenants.find_tenant(created.tenant.id).storage_used_bytes == len(PNG)
     content = client.get(f"/api/v1/uploads/{body['id']}/content", headers=key_headers(created))
     assert content.status_code == 302 and requests.get(content.headers["Location"], timeout=10).content == PNG
+
+
+def test_deep_verify_compares_the_platform_bucket_with_the_records(client, make, on_s3, s3_server, bucket):
+    created = make.funded_tenant()
+    assert client.post("/api/v1/images/generations", headers=key_headers(created),
+                       json={"model": IMAGE_MODEL, "prompt": "a lighthouse"}).status_code == 200
+    assert metering.verify(deep=True) == []
+    row = db.session.scalars(sa.select(StoredFile)).one()
+    s3_server.client().delete_object(Bucket=bucket, Key=row.storage_key)
+    s3_server.client().put_object(Bucket=bucket, Key=f"tenants/{created.tenant.id}/stray.png", Body=b"x")
+    problems = metering.verify(deep=True)
+    assert any("missing from their backend" in problem and row.storage_key in problem for problem in problems)
+    assert any("no live record accounts for" in problem and "stray.png" in problem for problem in problems)

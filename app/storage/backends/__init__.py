@@ -121,6 +121,13 @@ def platform_config() -> BucketConfig | None:
     return None
 
 
+def platform_places() -> list[tuple[str, str]]:
+    """The (backend, bucket) pairs that are our own storage: the local disk (where objects were written
+    before a cloud bucket was configured, or still are) and the platform bucket. A tenant's bucket is not."""
+    config = platform_config()
+    return [(LocalStorage.name, ""), *([(config.provider, config.bucket)] if config is not None else [])]
+
+
 def platform() -> Backend:
     """The platform's own storage: where PLATFORM tenants' objects go."""
     config = platform_config()
