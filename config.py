@@ -130,6 +130,15 @@ def _engine_options(database_url: str) -> dict:
     return {"pool_pre_ping": True}
 
 
+def _cache_ttl(env: Mapping[str, str], database_url: str) -> float:
+    """How long a process may serve a cached key, tenant, model or gateway without reading it again. On
+    PostgreSQL changes are announced at once (LISTEN/NOTIFY) and this is only the backstop; SQLite has
+    no channel between processes, so there it is the bound itself and at most 1 second."""
+    if database_url.startswith("sqlite"):
+        return float(_int(env, "CACHE_TTL_SECONDS", 1, 0, 1))
+    return float(_int(env, "CACHE_TTL_SECONDS", 10, 0, 300))
+
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -386,7 +395,7 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | Path 
         "LOGIN_FAILURES_PER_IP": _int(env, "LOGIN_FAILURES_PER_IP", 30, 1, 100000),
         "LOGIN_FAILURE_WINDOW_SECONDS": _int(env, "LOGIN_FAILURE_WINDOW_SECONDS", 900, 1, 86400),
         "KEY_USAGE_FLUSH_SECONDS": _int(env, "KEY_USAGE_FLUSH_SECONDS", 10, 0, 3600),
-        "GATEWAY_CACHE_SECONDS": _int(env, "GATEWAY_CACHE_SECONDS", 10, 0, 3600),
+        "CACHE_TTL_SECONDS": _cache_ttl(env, database_url),
         "GATEWAY_CIRCUIT_FAILURES": _int(env, "GATEWAY_CIRCUIT_FAILURES", 3, 1, 1000),
         "GATEWAY_CIRCUIT_COOLDOWN_SECONDS": _int(env, "GATEWAY_CIRCUIT_COOLDOWN_SECONDS", 30, 1, 3600),
         "SESSION_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", environment == "production"),

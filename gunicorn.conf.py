@@ -15,3 +15,11 @@ errorlog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 # gunicorn's control socket would live in the home directory; nothing here uses it.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Listen for cache invalidations (app/core/cache.py) from the worker's start, not its first
+    request. After the fork by necessity: a connection or thread opened before it would be shared or gone."""
+    caches = getattr(worker.wsgi, "extensions", {}).get("waule.cache")
+    if caches is not None:
+        caches.listen()

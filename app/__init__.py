@@ -10,7 +10,7 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.core import counters
+from app.core import cache, counters
 from app.core.db import use_wal
 from app.core.errors import DomainError
 from app.extensions import csrf, db, jwt, login_manager, migrate
@@ -35,6 +35,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
+    cache.init_app(app)
     with app.app_context():
         use_wal(db.engine)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"),

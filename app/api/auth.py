@@ -13,9 +13,10 @@ from jwt import ExpiredSignatureError, InvalidTokenError
 
 from app.core.errors import Forbidden, Unauthenticated
 from app.generation.flow import Caller
-from app.identity.api_keys import find_usable_key, note_key_use
+from app.extensions import db
+from app.identity.api_keys import KeyAccess, TenantAccess, find_usable_key, note_key_use, tenant_access
 from app.identity.audit import Actor
-from app.identity.models import ApiKey, Tenant, TenantUser, UserSession
+from app.identity.models import Tenant, TenantUser, UserSession
 from app.identity.sessions import resolve_access
 
 # Who may call most tenant endpoints: an API key or a member's (or tenant admin's) access token.
@@ -24,12 +25,24 @@ AUTH = ("api_key", "member")
 
 @dataclass
 class Principal:
+    """`access` is the tenant's cached access state, enough for the generation path; `tenant`, the
+    tenant's row, is read on first use by the views that show or change it (so none reads a stale
+    balance or writes through a shared object)."""
+
     kind: str  # api_key | member | tenant_admin
-    tenant: Tenant
+    access: TenantAccess
     mode: str  # live | test
     user: TenantUser | None = None
     session: UserSession | None = None
-    api_key: ApiKey | None = None
+    api_key: KeyAccess | None = None
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.access.id
+
+    @functools.cached_property
+    def tenant(self) -> Tenant:
+        return db.session.get(Tenant, self.access.id)
 
     @property
     def is_tenant_admin(self) -> bool:
@@ -43,9 +56,9 @@ class Principal:
 
     def actor(self) -> Actor:
         if self.api_key is not None:
-            return Actor("api_key", str(self.api_key.id), self.api_key.prefix, self.tenant.id, client_ip())
+            return Actor("api_key", str(self.api_key.id), self.api_key.prefix, self.tenant_id, client_ip())
         return Actor("tenant_admin" if self.kind == "tenant_admin" else "member", str(self.user.id),
-                     self.user.username, self.tenant.id, client_ip())
+                     self.user.username, self.tenant_id, client_ip())
 
 
 def client_ip() -> str | None:
@@ -86,8 +99,8 @@ def authenticate() -> Principal:
     if resolved is None:
         raise Unauthenticated("This session has ended; log in again.", code="session_ended")
     user, session = resolved
-    return Principal("tenant_admin" if user.role == "admin" else "member", user.tenant, session.key_mode,
-                     user=user, session=session)
+    return Principal("tenant_admin" if user.role == "admin" else "member", tenant_access(user.tenant),
+                     session.key_mode, user=user, session=session)
 
 
 def load_principal() -> None:
@@ -108,7 +121,7 @@ def generation_caller():
     principal = current_principal()
     if not principal.can_generate:
         raise Forbidden("This API key has no 'generate' scope.", code="scope_required")
-    return Caller(principal.tenant, principal.user.id if principal.user else None,
+    return Caller(principal.access, principal.user.id if principal.user else None,
                   principal.api_key.id if principal.api_key else None, principal.mode == "test", principal.actor())
 
 

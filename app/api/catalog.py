@@ -14,7 +14,7 @@ from app.schemas.catalog import EstimateIn, EstimateOut, ModelListOut, ModelOut,
 @bp.get("/models")
 @endpoint("The models this tenant may use (OpenAI's list shape)", response=ModelListOut, auth=AUTH, tags=("models",))
 def list_models():
-    rows = catalog.models_for_tenant(current_principal().tenant)
+    rows = catalog.models_for_tenant(current_principal().access)
     return jsonify(ModelListOut(data=[model_dict(m, r) for m, r in rows]).model_dump(mode="json"))
 
 
@@ -22,7 +22,7 @@ def list_models():
 @endpoint("One model this tenant may use (OpenAI's model object)", response=ModelOut, auth=AUTH, errors=(404,),
           tags=("models",))
 def retrieve_model(model_id: str):
-    return jsonify(ModelOut(**model_dict(*catalog.visible_model(current_principal().tenant, model_id)))
+    return jsonify(ModelOut(**model_dict(*catalog.visible_model(current_principal().access, model_id)))
                    .model_dump(mode="json"))
 
 
@@ -30,6 +30,6 @@ def retrieve_model(model_id: str):
 @endpoint("What a generation would hold, with the breakdown", body=EstimateIn, response=EstimateOut, auth=AUTH,
           errors=(403, 404), tags=("billing",))
 def estimate(body: EstimateIn):
-    model, quote = flow.estimate(current_principal().tenant, body.model_dump())
+    model, quote = flow.estimate(current_principal().access, body.model_dump())
     return jsonify(EstimateOut(model=model.model_id, credits=quote.credits, breakdown=quote.breakdown)
                    .model_dump(mode="json"))

@@ -31,7 +31,7 @@ def _caller() -> flow.Caller:
     principal = current_principal()
     if not principal.can_generate:
         raise Forbidden("This API key has no 'generate' scope.", code="scope_required")
-    return flow.Caller(principal.tenant, principal.user.id if principal.user else None,
+    return flow.Caller(principal.access, principal.user.id if principal.user else None,
                               principal.api_key.id if principal.api_key else None, principal.mode == "test",
                               principal.actor())
 

@@ -59,7 +59,8 @@ def me():
     return jsonify(MeOut(
         kind=principal.kind, mode=principal.mode,
         user=UserOut.model_validate(principal.user) if principal.user else None,
-        api_key=ApiKeyOut.model_validate(principal.api_key) if principal.api_key else None,
+        api_key=(ApiKeyOut.model_validate(api_keys.get_key(principal.tenant_id, principal.api_key.id))
+                 if principal.api_key else None),
         tenant=TenantSummaryOut.model_validate(principal.tenant),
     ).model_dump(mode="json"))
 

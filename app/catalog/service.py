@@ -1,10 +1,14 @@
 """The model catalog: which models exist, which a tenant may use, and their price rules."""
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 
 from app.catalog import pricing
 from app.catalog.models import AiModel, PriceRule
+from app.core import cache
+from app.core.cache import Snapshot
 from app.core.db import parse_uuid
 from app.core.errors import Forbidden, InvalidInput, NotFound
 from app.core.transaction import atomic
@@ -58,28 +62,45 @@ def visible_model(tenant: Tenant, model_id: str) -> tuple[AiModel, PriceRule]:
     return row[0], row[1]
 
 
-# Built once: every generation runs it.
-_PRICED_MODEL = (sa.select(AiModel, PriceRule).join(PriceRule, PriceRule.model_id == AiModel.id)
+# Built once: a cache miss runs it. The outer join tells a model without a price rule from no model.
+_PRICED_MODEL = (sa.select(AiModel, PriceRule).outerjoin(PriceRule, PriceRule.model_id == AiModel.id)
                  .where(AiModel.model_id == sa.bindparam("model_id")))
 
 
-def priced_model(model_id: str) -> tuple[AiModel, PriceRule]:
-    """A model and its rule by id, whoever may use it now: a queued generation runs as it was accepted."""
+def _read_priced(model_id: str) -> tuple[Snapshot, Snapshot | None] | None:
     row = db.session.execute(_PRICED_MODEL, {"model_id": model_id}).first()
     if row is None:
+        return None
+    return Snapshot(row[0]), Snapshot(row[1]) if row[1] is not None else None
+
+
+def _priced(model_id: str) -> tuple[Snapshot, Snapshot | None] | None:
+    """The model and its rule as read-only snapshots, cached per process (app/core/cache.py): every
+    generation needs them and they change when an admin edits the catalog."""
+    return cache.cached("models", model_id, functools.partial(_read_priced, model_id))
+
+
+def priced_model(model_id: str) -> tuple[AiModel, PriceRule]:
+    """A model and its rule by id, whoever may use it now: a queued generation runs as it was accepted.
+    Read-only snapshots of the rows (never change them)."""
+    found = _priced(model_id)
+    if found is None or found[1] is None:
         raise NotFound(f"The model {model_id!r} does not exist.", code="model_not_found", param="model")
-    return row[0], row[1]
+    return found
 
 
-def model_for_tenant(tenant: Tenant, model_id: str | None) -> tuple[AiModel, PriceRule]:
-    """The model and its price rule, if this tenant may use it: unknown → 404, not enabled → 403."""
+def model_for_tenant(tenant, model_id: str | None) -> tuple[AiModel, PriceRule]:
+    """The model and its price rule, if this tenant may use it: unknown → 404, not enabled → 403.
+    `tenant`: a Tenant or its cached access (anything with enabled_models); the result, read-only
+    snapshots of the rows."""
     if not model_id or not isinstance(model_id, str):
         raise InvalidInput("model is required.", param="model")
-    row = db.session.execute(_PRICED_MODEL, {"model_id": model_id}).first()
-    if row is not None and row[0].is_active and (not tenant.enabled_models or model_id in tenant.enabled_models):
-        return row[0], row[1]
-    if row is None and db.session.scalar(sa.select(AiModel.id).where(AiModel.model_id == model_id)) is None:
+    found = _priced(model_id)
+    if found is None:
         raise NotFound(f"The model {model_id!r} does not exist.", code="model_not_found", param="model")
+    model, rule = found
+    if rule is not None and model.is_active and (not tenant.enabled_models or model_id in tenant.enabled_models):
+        return model, rule
     raise Forbidden(f"The model {model_id!r} is not enabled for this tenant.", code="model_not_enabled",
                     param="model")
 

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from flask import current_app
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
+from app.core import cache
 from app.core.crypto import decrypt
 from app.core.errors import DomainError, InvalidInput
 from app.extensions import db
@@ -127,39 +128,14 @@ def row_target(row: Gateway) -> Target:
                   row.files_origin)
 
 
-# The active gateways, read at most once per GATEWAY_CACHE_SECONDS per process: every generation
-# needs them (the call order, the fetch allowlist) and they change a few times a year. The registry
-# forgets them when it changes a gateway, so this process sees a change at once; others within the interval.
-@dataclass
-class _ActiveGateways:
-    targets: list[Target]
-    read_at: float
-
-
-_active_lock = threading.Lock()
-
-
 def active_targets() -> list[Target]:
-    """The active Gateway rows as targets (not the default gateway)."""
-    cache = current_app.extensions.setdefault("waule.gateways", {})
-    max_age = current_app.config["GATEWAY_CACHE_SECONDS"]
-    with _active_lock:
-        active = cache.get("active")
-        if active is not None and time.monotonic() - active.read_at < max_age:
-            return active.targets
-    read_at = time.monotonic()
-    targets = [row_target(row) for row in db.session.scalars(sa.select(Gateway).where(Gateway.is_active.is_(True)))]
-    with _active_lock:
-        if cache.get("forgotten_at", 0.0) <= read_at:  # a change committed meanwhile wins
-            cache["active"] = _ActiveGateways(targets, read_at)
-    return targets
+    """The active Gateway rows as targets (not the default gateway). Every generation needs them (the
+    call order, the fetch allowlist) and they change a few times a year: cached (app/core/cache.py)."""
+    return cache.cached("gateways", "active", _read_active_targets)
 
 
-def forget_gateways() -> None:
-    cache = current_app.extensions.setdefault("waule.gateways", {})
-    with _active_lock:
-        cache.pop("active", None)
-        cache["forgotten_at"] = time.monotonic()
+def _read_active_targets() -> tuple[Target, ...]:
+    return tuple(row_target(row) for row in db.session.scalars(sa.select(Gateway).where(Gateway.is_active.is_(True))))
 
 
 def targets_for(gateway_id: uuid.UUID | None) -> list[Target]:

@@ -145,7 +145,6 @@ def create_gateway(actor: Actor, *, name: str, base_url: str, secret: str, files
         db.session.flush()
         audit.record(actor, "gateway.create", target_type="gateway", target_id=row.id,
                      changes={name: values[name] for name in PUBLIC_FIELDS})
-    gateway.forget_gateways()  # after the commit: this process calls the new set from its next request
     return row
 
 
@@ -168,7 +167,6 @@ def update_gateway(gateway_id, actor: Actor, changes: dict) -> Gateway:
         if recorded:
             audit.record(actor, "gateway.update", target_type="gateway", target_id=row.id,
                          changes={"name": row.name, **recorded})
-    gateway.forget_gateways()
     return row
 
 

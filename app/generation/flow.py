@@ -47,6 +47,7 @@ from app.gateway import sandbox as sandbox_link
 from app.gateway.fetch import fetch_result
 from app.generation import kinds, usage
 from app.generation.models import ACTIVE_STATUSES, FINAL_STATUSES, LONG_KINDS, Generation
+from app.identity.api_keys import TenantAccess
 from app.identity.audit import Actor
 from app.identity.models import Tenant
 from app.storage import backends as storage_backends
@@ -58,7 +59,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Caller:
-    tenant: Tenant
+    # Its id and enabled models: the cached access of an authenticated request, or the row itself.
+    tenant: TenantAccess | Tenant
     user_id: uuid.UUID | None
     api_key_id: uuid.UUID | None
     is_test: bool

@@ -1,13 +1,16 @@
 """Tenant API keys: issue (shown once), authenticate, revoke, and count use without locking rows."""
 from __future__ import annotations
 
+import functools
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.orm import contains_eager
 
+from app.core import cache
 from app.core.counters import BufferedCounter
 from app.core.crypto import digest, random_token
 from app.core.db import utcnow
@@ -66,24 +69,70 @@ def revoke_key(tenant_id: uuid.UUID, key_id, actor: Actor) -> ApiKey:
     return key
 
 
+def get_key(tenant_id: uuid.UUID, key_id) -> ApiKey:
+    return get_for_tenant(ApiKey, tenant_id, key_id, what="api key")
+
+
 def list_keys(tenant_id: uuid.UUID) -> list[ApiKey]:
     return list(db.session.scalars(
         sa.select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at.desc())
     ))
 
 
-# Built once: this runs on every API request.
+@dataclass(frozen=True)
+class TenantAccess:
+    """What authenticating needs from a tenant, cached with its keys: never its balance or storage,
+    which change with every generation (those are read fresh where they are used)."""
+
+    id: uuid.UUID
+    is_active: bool
+    enabled_models: tuple[str, ...]
+    require_device: bool
+
+
+@dataclass(frozen=True)
+class KeyAccess:
+    """An API key as authentication sees it: cached per process by digest (app/core/cache.py)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    mode: str
+    scopes: tuple[str, ...]
+    prefix: str
+    expires_at: datetime | None
+    revoked: bool
+    tenant: TenantAccess
+
+    def is_usable(self, now: datetime) -> bool:
+        return not self.revoked and (self.expires_at is None or self.expires_at > now) and self.tenant.is_active
+
+
+def tenant_access(tenant: Tenant) -> TenantAccess:
+    return TenantAccess(tenant.id, tenant.is_active, tuple(tenant.enabled_models or ()), tenant.require_device)
+
+
+# Built once: a cache miss runs it.
 _KEY_BY_DIGEST = (sa.select(ApiKey).join(ApiKey.tenant).options(contains_eager(ApiKey.tenant))
                   .where(ApiKey.digest == sa.bindparam("digest")))
 
 
-def find_usable_key(raw: str) -> ApiKey:
-    """The live key for `raw` with its tenant loaded, or Unauthenticated (one message for every cause)."""
+def _read_key(key_digest: str) -> KeyAccess | None:
+    key = db.session.scalar(_KEY_BY_DIGEST, {"digest": key_digest})
+    if key is None:
+        return None
+    return KeyAccess(key.id, key.tenant_id, key.mode, tuple(key.scopes or ()), key.prefix, key.expires_at,
+                     key.revoked_at is not None, tenant_access(key.tenant))
+
+
+def find_usable_key(raw: str) -> KeyAccess:
+    """The live key for `raw` with its tenant's access, or Unauthenticated (one message for every cause).
+    Expiry is checked against the clock on every use, so a cached key is never served past it."""
     raw = (raw or "").strip()
     key = None
     if KEY_PATTERN.match(raw):
-        key = db.session.scalar(_KEY_BY_DIGEST, {"digest": digest(raw)})
-    if key is None or not key.is_usable(utcnow()) or not key.tenant.is_active:
+        key_digest = digest(raw)
+        key = cache.cached("api_keys", key_digest, functools.partial(_read_key, key_digest))
+    if key is None or not key.is_usable(utcnow()):
         raise Unauthenticated("Invalid API key.", code="invalid_api_key")
     return key
 

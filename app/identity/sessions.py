@@ -16,7 +16,7 @@ from app.core.transaction import atomic
 from app.extensions import db
 from app.identity.api_keys import find_usable_key, note_key_use
 from app.identity.devices import check_device, require_device_id
-from app.identity.models import ApiKey, RefreshToken, Tenant, TenantUser, UserSession
+from app.identity.models import RefreshToken, Tenant, TenantUser, UserSession
 from app.identity.passwords import verify_password
 from app.identity.throttle import login_throttle
 
@@ -36,7 +36,7 @@ class IssuedTokens:
 def login(*, api_key: str, username: str, password: str, device_id: str | None = None,
           device_info: dict | None = None, ip: str | None = None) -> IssuedTokens:
     with atomic():
-        key: ApiKey = find_usable_key(api_key)
+        key = find_usable_key(api_key)
         # A login is a request made with the key: an app that only logs members in still shows as in use.
         note_key_use(key.id)
         tenant_id, key_mode = key.tenant_id, key.mode

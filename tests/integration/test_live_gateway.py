@@ -305,7 +305,7 @@ def test_a_gateway_switched_off_here_is_skipped_from_the_next_request(client, ac
 
 
 def test_another_process_switching_a_gateway_off_is_seen_within_the_cache_interval(app, client, acme, second):
-    app.config["GATEWAY_CACHE_SECONDS"] = 1
+    app.config["CACHE_TTL_SECONDS"] = 1
     row = add_gateway("second", second.url, priority=1)
     assert chat(client, acme).status_code == 200
     with db.engine.begin() as other_process:  # plain SQL: nothing in this process hears of it
