@@ -32,11 +32,13 @@ CHANNEL = "waule_cache"
 
 # The tables whose rows the caches hold, and which columns matter: None is every column but `ignored`.
 WATCHED: dict[str, frozenset[str] | None] = {
-    "tenants": frozenset({"is_active", "enabled_models", "require_device"}),
+    "tenants": frozenset({"is_active", "enabled_models", "require_device", "storage_quota_bytes",
+                          "storage_fees_owed"}),
     "api_keys": None,
     "ai_models": None,
     "price_rules": None,
     "gateways": None,
+    "webhook_endpoints": frozenset({"tenant_id", "enabled", "events"}),
 }
 # Bumped on every use or call, read by nobody on the hot path: not worth a flush.
 IGNORED = frozenset({"last_used_at", "request_count", "success_count", "error_count", "last_error",

@@ -81,13 +81,16 @@ def list_keys(tenant_id: uuid.UUID) -> list[ApiKey]:
 
 @dataclass(frozen=True)
 class TenantAccess:
-    """What authenticating needs from a tenant, cached with its keys: never its balance or storage,
-    which change with every generation (those are read fresh where they are used)."""
+    """What authenticating and starting a generation need from a tenant, cached with its keys: what
+    an admin, a bill or a recharge changes, never what changes with each generation (balance, held,
+    storage used), which is read fresh where it is used."""
 
     id: uuid.UUID
     is_active: bool
     enabled_models: tuple[str, ...]
     require_device: bool
+    storage_quota_bytes: int | None
+    storage_fees_owed: int
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ class KeyAccess:
 
 
 def tenant_access(tenant: Tenant) -> TenantAccess:
-    return TenantAccess(tenant.id, tenant.is_active, tuple(tenant.enabled_models or ()), tenant.require_device)
+    return TenantAccess(tenant.id, tenant.is_active, tuple(tenant.enabled_models or ()), tenant.require_device,
+                        tenant.storage_quota_bytes, tenant.storage_fees_owed)
 
 
 # Built once: a cache miss runs it.

@@ -33,46 +33,37 @@ def estimate(kind: str, params: dict) -> int:
     return ESTIMATED_BYTES.get(kind, 0) * max(count, 1)
 
 
-def storage_state(tenant_id) -> sa.Row:
-    """The tenant's quota, usage and fees owed, read fresh: usage changes with every stored file and
-    fees with every bill, so they are never taken from a cached or long-loaded tenant."""
-    return db.session.execute(_STORAGE_STATE, {"tenant_id": tenant_id}).one()
-
-
-_STORAGE_STATE = (sa.select(Tenant.storage_quota_bytes, Tenant.storage_used_bytes, Tenant.storage_fees_owed)
+# Built once: a generation that stores anything under a quota runs it.
+_QUOTA_AND_USE = (sa.select(Tenant.storage_quota_bytes, Tenant.storage_used_bytes)
                   .where(Tenant.id == sa.bindparam("tenant_id")))
 
 
-def ensure_room(tenant, size_bytes: int, state: sa.Row | None = None) -> None:
+def ensure_room(tenant, size_bytes: int) -> None:
     """413 when storing `size_bytes` more would pass the tenant's quota. A tenant with its own bucket
     (CUSTOM) has no quota unless one is set; a PLATFORM tenant's quota is None when unlimited.
-    `tenant`: a Tenant or its cached access (only its id is used)."""
-    if size_bytes <= 0:
+    `tenant`: a Tenant or its cached access. The usage changes with every stored file, so it is read
+    fresh (with the quota) whenever there is a quota to check."""
+    if size_bytes <= 0 or tenant.storage_quota_bytes is None:
         return
-    quota, used, _owed = state or storage_state(tenant.id)
-    if quota is None:
-        return
-    if used + size_bytes > quota:
+    quota, used = db.session.execute(_QUOTA_AND_USE, {"tenant_id": tenant.id}).one()
+    if quota is not None and used + size_bytes > quota:
         raise StorageQuotaExceeded(f"Storing this needs about {human_size(size_bytes)}, but the tenant uses "
                                    f"{human_size(used)} of its {human_size(quota)} storage quota. Delete results or "
                                    "ask for a larger quota.")
 
 
-def ensure_no_fees_owed(tenant, state: sa.Row | None = None) -> None:
-    owed = (state or storage_state(tenant.id)).storage_fees_owed
-    if owed > 0:
-        raise StorageFeesOwed(f"This tenant owes {owed} credits of storage fees; they are "
+def ensure_no_fees_owed(tenant) -> None:
+    """`tenant`: a Tenant or its cached access (fees owed change only with a bill or a recharge, and
+    either flushes the caches)."""
+    if tenant.storage_fees_owed > 0:
+        raise StorageFeesOwed(f"This tenant owes {tenant.storage_fees_owed} credits of storage fees; they are "
                               "taken from the next recharge, and new generations start once they are paid.")
 
 
 def ensure_can_start(tenant, kind: str, params: dict, *, is_test: bool) -> None:
-    size = estimate(kind, params)
-    if is_test and size <= 0:
-        return
-    state = storage_state(tenant.id)  # one read for both checks
     if not is_test:
-        ensure_no_fees_owed(tenant, state)
-    ensure_room(tenant, size, state)
+        ensure_no_fees_owed(tenant)
+    ensure_room(tenant, estimate(kind, params))
 
 
 def human_size(size_bytes: int) -> str:

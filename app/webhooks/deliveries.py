@@ -14,6 +14,7 @@ after the last.
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
 import time
@@ -31,6 +32,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
 from app import jobs
+from app.core import cache
 from app.core.crypto import random_token
 from app.core.db import parse_uuid, utcnow
 from app.core.errors import Conflict, NotFound
@@ -62,9 +64,20 @@ _session = fetch.guarded_session()
 
 # --- emitting ---------------------------------------------------------------------------------------
 
+def _read_subscribed_events(tenant_id: uuid.UUID) -> frozenset[str]:
+    return frozenset(event for events in db.session.scalars(sa.select(WebhookEndpoint.events).where(
+        WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True))) for event in events)
+
+
 def subscribed_endpoints(tenant_id: uuid.UUID, event_type: str) -> list[WebhookEndpoint]:
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event {event_type!r}")
+    # Every finished generation asks, and most tenants subscribe to nothing: whether any endpoint wants
+    # the event is cached per process (app/core/cache.py). When one does, the endpoints are read fresh, so
+    # a delivery never names an endpoint deleted a moment ago in another process.
+    wanted = cache.cached("webhook_events", tenant_id, functools.partial(_read_subscribed_events, tenant_id))
+    if event_type not in wanted:
+        return []
     enabled = db.session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id,
                                                                   WebhookEndpoint.enabled.is_(True)))
     return [endpoint for endpoint in enabled if event_type in endpoint.events]

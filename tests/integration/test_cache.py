@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 
@@ -17,13 +16,17 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from app.billing import ledger
 from app.catalog import service as catalog
 from app.core import cache
+from app.core.transaction import atomic
 from app.extensions import db
 from app.gateway import client as gateway
 from app.gateway import registry
 from app.identity import api_keys, tenants
-from app.identity.models import ApiKey, Tenant
+from app.identity.models import Tenant
+from app.webhooks import endpoints
+from app.webhooks.models import WebhookDelivery
 from config import generate_secrets, load_config
 from tests.conftest import CHECKOUT, PASSWORD, TEST_ACTOR, assert_error, key_headers, require_postgres
 from tests.integration.conftest import wait_for
@@ -105,6 +108,26 @@ def test_a_model_switched_off_or_out_of_the_tenants_list_is_refused_at_once(clie
     model, _rule = catalog.priced_model(CHAT)
     catalog.update_model(model.id, TEST_ACTOR, is_active=False)
     assert_error(chat(client, created), 403, "model_not_enabled")
+
+
+def test_storage_fees_left_owed_by_a_bill_stop_the_next_generation(client, make):
+    created = make.funded_tenant(credits=100)
+    assert chat(client, created).status_code == 200
+    available = ledger.account(created.tenant.id).available
+    with atomic():
+        ledger.charge_storage_fee(created.tenant.id, available + 10, TEST_ACTOR, description="Storage",
+                                  reference="storage:test")
+    assert_error(chat(client, created), 402, "storage_fees_owed")
+
+
+def test_an_endpoint_added_after_a_generation_gets_the_next_ones_event(client, make, receiver):
+    created = make.funded_tenant()
+    assert chat(client, created).status_code == 200  # "nobody listens" is cached now
+    endpoints.create_endpoint(created.tenant.id, TEST_ACTOR, url=f"{receiver.url}/hooks",
+                              events=["generation.completed"])
+    assert chat(client, created).status_code == 200
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookDelivery)
+                             .where(WebhookDelivery.tenant_id == created.tenant.id)) == 1
 
 
 def test_a_price_change_is_charged_from_the_next_request(client, make):
