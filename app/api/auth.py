@@ -14,10 +14,10 @@ from jwt import ExpiredSignatureError, InvalidTokenError
 from app.core.errors import Forbidden, Unauthenticated
 from app.generation.flow import Caller
 from app.extensions import db
-from app.identity.api_keys import KeyAccess, TenantAccess, find_usable_key, note_key_use, tenant_access
+from app.identity.api_keys import KeyAccess, TenantAccess, find_usable_key, note_key_use
 from app.identity.audit import Actor
-from app.identity.models import Tenant, TenantUser, UserSession
-from app.identity.sessions import resolve_access
+from app.identity.models import Tenant
+from app.identity.sessions import Member, resolve_access
 
 # Who may call most tenant endpoints: an API key or a member's (or tenant admin's) access token.
 AUTH = ("api_key", "member")
@@ -32,8 +32,8 @@ class Principal:
     kind: str  # api_key | member | tenant_admin
     access: TenantAccess
     mode: str  # live | test
-    user: TenantUser | None = None
-    session: UserSession | None = None
+    user: Member | None = None
+    session_id: uuid.UUID | None = None
     api_key: KeyAccess | None = None
 
     @property
@@ -98,9 +98,8 @@ def authenticate() -> Principal:
     resolved = resolve_access(claims)
     if resolved is None:
         raise Unauthenticated("This session has ended; log in again.", code="session_ended")
-    user, session = resolved
-    return Principal("tenant_admin" if user.role == "admin" else "member", tenant_access(user.tenant),
-                     session.key_mode, user=user, session=session)
+    return Principal("tenant_admin" if resolved.user.role == "admin" else "member", resolved.tenant,
+                     resolved.key_mode, user=resolved.user, session_id=resolved.session_id)
 
 
 def load_principal() -> None:

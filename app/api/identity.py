@@ -46,7 +46,7 @@ def logout(body: LogoutIn):
     session_id = None
     if not body.refresh_token:
         principal = authenticate()
-        session_id = principal.session.id if principal.session else None
+        session_id = principal.session_id
     sessions.logout(body.refresh_token, session_id)
     return jsonify(OkOut().model_dump())
 
@@ -58,7 +58,7 @@ def me():
     principal = current_principal()
     return jsonify(MeOut(
         kind=principal.kind, mode=principal.mode,
-        user=UserOut.model_validate(principal.user) if principal.user else None,
+        user=UserOut.model_validate(users.get_user(principal.tenant_id, principal.user.id)) if principal.user else None,
         api_key=(ApiKeyOut.model_validate(api_keys.get_key(principal.tenant_id, principal.api_key.id))
                  if principal.api_key else None),
         tenant=TenantSummaryOut.model_validate(principal.tenant),

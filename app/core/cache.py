@@ -39,7 +39,12 @@ WATCHED: dict[str, frozenset[str] | None] = {
     "price_rules": None,
     "gateways": None,
     "webhook_endpoints": frozenset({"tenant_id", "enabled", "events"}),
+    "user_sessions": frozenset({"revoked_at", "user_id", "tenant_id", "key_mode"}),
+    "tenant_users": frozenset({"is_active", "role", "username", "tenant_id"}),
 }
+# Misses are never cached, so a new row of these cannot make a cached entry wrong (a login inserts a
+# session: it must not flush every process's caches).
+INSERTS_IGNORED = frozenset({"tenants", "api_keys", "ai_models", "user_sessions", "tenant_users"})
 # Bumped on every use or call, read by nobody on the hot path: not worth a flush.
 IGNORED = frozenset({"last_used_at", "request_count", "success_count", "error_count", "last_error",
                      "last_error_at", "last_success_at", "updated_at"})
@@ -162,9 +167,13 @@ def _relevant_columns(table: str, columns) -> bool:
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _context) -> None:
     tables = set()
-    for instance in session.new | session.deleted:
+    for instance in session.deleted:
         table = getattr(instance, "__tablename__", None)
         if table in WATCHED:
+            tables.add(table)
+    for instance in session.new:
+        table = getattr(instance, "__tablename__", None)
+        if table in WATCHED and table not in INSERTS_IGNORED:
             tables.add(table)
     for instance in session.dirty:
         table = getattr(instance, "__tablename__", None)
@@ -183,7 +192,7 @@ def _on_execute(state) -> None:
     if not (state.is_update or state.is_delete or state.is_insert):
         return
     table = getattr(state.statement.table, "name", None)
-    if table not in WATCHED:
+    if table not in WATCHED or (state.is_insert and table in INSERTS_IGNORED):
         return
     if state.is_update:
         columns = set(state.statement._values or ())

@@ -1,6 +1,7 @@
 """Member and tenant-admin sign-in: API key + username + password (+ device) → JWT and refresh token."""
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,12 +10,13 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_jwt_extended import create_access_token
 
+from app.core import cache
 from app.core.crypto import digest, random_token
 from app.core.db import utcnow
 from app.core.errors import Unauthenticated
 from app.core.transaction import atomic
 from app.extensions import db
-from app.identity.api_keys import find_usable_key, note_key_use
+from app.identity.api_keys import TenantAccess, find_usable_key, note_key_use, tenant_access
 from app.identity.devices import check_device, require_device_id
 from app.identity.models import RefreshToken, Tenant, TenantUser, UserSession
 from app.identity.passwords import verify_password
@@ -131,17 +133,50 @@ def _revoke(session: UserSession, reason: str) -> None:
     )
 
 
-def resolve_access(claims: dict) -> tuple[TenantUser, UserSession] | None:
+@dataclass(frozen=True)
+class Member:
+    """The signed-in user as a request sees it: enough to authorize and attribute, nothing that changes
+    with use (last login) or is secret (the password hash)."""
+
+    id: uuid.UUID
+    username: str
+    role: str
+
+
+@dataclass(frozen=True)
+class MemberAccess:
+    """A live session as authentication sees it: cached per process by session id (app/core/cache.py),
+    flushed when a session ends, a user is deactivated or changes role, or the tenant changes."""
+
+    user: Member
+    session_id: uuid.UUID
+    key_mode: str
+    tenant: TenantAccess
+
+
+# Built once: a cache miss runs it.
+_LIVE_SESSION = (sa.select(TenantUser, UserSession, Tenant)
+                 .join(UserSession, UserSession.user_id == TenantUser.id)
+                 .join(Tenant, Tenant.id == TenantUser.tenant_id)
+                 .where(TenantUser.id == sa.bindparam("user_id"), UserSession.id == sa.bindparam("session_id"),
+                        UserSession.revoked_at.is_(None), TenantUser.is_active.is_(True), Tenant.is_active.is_(True)))
+
+
+def _read_access(user_id: uuid.UUID, session_id: uuid.UUID) -> MemberAccess | None:
+    row = db.session.execute(_LIVE_SESSION, {"user_id": user_id, "session_id": session_id}).first()
+    if row is None:
+        return None
+    user, session, tenant = row
+    return MemberAccess(Member(user.id, user.username, user.role), session.id, session.key_mode, tenant_access(tenant))
+
+
+def resolve_access(claims: dict) -> MemberAccess | None:
     """The live user and session behind a decoded access token, or None when any of them ended."""
     try:
         user_id, session_id = uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])
     except (KeyError, ValueError, TypeError):
         return None
-    row = db.session.execute(
-        sa.select(TenantUser, UserSession)
-        .join(UserSession, UserSession.user_id == TenantUser.id)
-        .join(Tenant, Tenant.id == TenantUser.tenant_id)
-        .where(TenantUser.id == user_id, UserSession.id == session_id, UserSession.revoked_at.is_(None),
-               TenantUser.is_active.is_(True), Tenant.is_active.is_(True))
-    ).first()
-    return (row[0], row[1]) if row else None
+    access = cache.cached("sessions", session_id, functools.partial(_read_access, user_id, session_id))
+    if access is None or access.user.id != user_id or not access.tenant.is_active:
+        return None
+    return access

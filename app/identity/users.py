@@ -124,6 +124,10 @@ def end_tenant_sessions(tenant_id: uuid.UUID, *, reason: str) -> None:
     )
 
 
+def get_user(tenant_id: uuid.UUID, user_id) -> TenantUser:
+    return get_for_tenant(TenantUser, tenant_id, user_id, what="member")
+
+
 def list_users(tenant_id: uuid.UUID, *, role: str | None = None) -> list[TenantUser]:
     query = sa.select(TenantUser).where(TenantUser.tenant_id == tenant_id)
     if role:

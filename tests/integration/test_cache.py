@@ -23,7 +23,7 @@ from app.core.transaction import atomic
 from app.extensions import db
 from app.gateway import client as gateway
 from app.gateway import registry
-from app.identity import api_keys, tenants
+from app.identity import api_keys, tenants, users
 from app.identity.models import Tenant
 from app.webhooks import endpoints
 from app.webhooks.models import WebhookDelivery
@@ -82,6 +82,26 @@ def test_a_paid_chat_on_a_warm_cache_reads_no_key_model_or_gateway(client, make,
     assert not [statement for statement in seen if WATCHED_TABLES.search(statement)]
     # The tenant's row is not loaded whole: what changes with each request (credits, storage) is read fresh.
     assert not [statement for statement in seen if "tenants.enabled_models" in statement]
+
+
+def test_a_members_session_is_checked_from_the_cache_and_refused_at_once_once_it_ends(client, make, is_postgres):
+    if is_postgres:
+        _listener()
+    created = make.funded_tenant()
+    member = make.user(created)
+    headers = make.auth(created, member)
+    assert client.get("/api/v1/models", headers=headers).status_code == 200
+    with statements() as seen:
+        assert client.get("/api/v1/models", headers=headers).status_code == 200
+    assert not [statement for statement in seen if "user_sessions" in statement]
+    users.update_user(created.tenant.id, member.id, TEST_ACTOR, {"is_active": False})
+    assert_error(client.get("/api/v1/models", headers=headers), 401, "session_ended")
+
+    other = make.user(created)
+    headers = make.auth(created, other)
+    assert client.get("/api/v1/models", headers=headers).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=headers, json={}).status_code == 200
+    assert_error(client.get("/api/v1/models", headers=headers), 401, "session_ended")
 
 
 def test_a_revoked_key_is_refused_at_once_by_the_process_that_revoked_it(client, make):
