@@ -148,14 +148,12 @@ def flush_local() -> None:
 def changed(session: Session, what: str) -> None:
     """Record, in the session's open transaction, that a watched row changed: other processes are told
     when it commits, this one flushes at the commit."""
-    info = session.info
-    info["cache_changed"] = True
-    if info.get("cache_notified"):
-        return
+    session.info["cache_changed"] = True
     connection = session.connection()
     if connection.dialect.name == "postgresql":
+        # Sent with every such write, not once per transaction: a savepoint rolled back takes its
+        # NOTIFY with it. PostgreSQL delivers identical notifications of one transaction once.
         connection.execute(_NOTIFY, {"channel": CHANNEL, "what": what})
-        info["cache_notified"] = True
 
 
 def _relevant_columns(table: str, columns) -> bool:
@@ -206,16 +204,14 @@ def _on_execute(state) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    info = session.info
-    info.pop("cache_notified", None)
-    if info.pop("cache_changed", None):
+    if session.info.pop("cache_changed", None):
         flush_local()
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop("cache_notified", None)
-    session.info.pop("cache_changed", None)
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the whole transaction (a commit has flushed already), not a savepoint
+        session.info.pop("cache_changed", None)
 
 
 class Listener:
