@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from app.billing.models import CreditHold, LedgerEntry
+from app.core import cache
 from app.core.db import utcnow
 from app.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from app.extensions import db
@@ -219,6 +220,8 @@ def charge_storage_fee(tenant_id: uuid.UUID, fee: int, actor: Actor, *, descript
     paid = min(fee, max(account(tenant_id).available, 0))
     owed = fee - paid
     more_owed = {"storage_fees_owed": _tenants.c.storage_fees_owed + owed} if owed else None
+    if owed:
+        cache.changed("tenants")  # fees owed are cached with the tenant's access: they stop new generations
     entry = None
     if paid:
         if owed:
@@ -238,6 +241,7 @@ def collect_owed_storage_fees(tenant_id: uuid.UUID, recharged: int, actor: Actor
     taken = min(owed or 0, recharged)
     if taken <= 0:
         return None
+    cache.changed("tenants")
     return debit(tenant_id, "STORAGE", taken, actor, reference=reference,
                  description=f"Storage fees owed: {taken} of {owed} credits, paid from a recharge",
                  extra_values={"storage_fees_owed": _tenants.c.storage_fees_owed - taken})

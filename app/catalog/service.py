@@ -144,6 +144,7 @@ def update_model(model_uuid, actor: Actor, *, is_active: bool | None = None, dis
         rule_values = {"billing_type": new_type, "prices": new_prices}
     changes = audit.diff(model, model_values) | audit.diff(rule, rule_values)
     if changes:
+        cache.changed("ai_models")
         audit.record(actor, "model.update", target_type="ai_model", target_id=model.id,
                      changes={"model_id": model.model_id, **changes})
     return model, rule

@@ -1,17 +1,15 @@
 """Per-process caches of what changes rarely (API keys, the tenant's access, models and prices, gateways),
 with active invalidation (docs/architecture.md, "The hot path").
 
-Every cache of an app is flushed whole on any change to a watched row:
-- in the process that made it, when its transaction commits (a session event below sees the change);
+Every service that changes a cached thing calls `changed()` in its transaction, and every cache of an
+app is flushed whole:
+- in the process that made the change, when its transaction commits;
 - in every other process, when PostgreSQL delivers the `NOTIFY waule_cache` that the same transaction
   sent (NOTIFY is transactional: it is delivered only if, and once, the change has committed). A listener
   thread per process holds its own connection for it and flushes everything whenever it (re)connects,
   since a notification may have been missed meanwhile.
-CACHE_TTL_SECONDS bounds an entry's age in any case: the backstop if the channel is down, and the only
-bound on SQLite, which has no channel (there it is at most 1 second).
-
-Only writes through the ORM session are seen (a unit-of-work flush, or `session.execute` of an
-insert/update/delete). Anything else that changes a watched row calls `changed()` in its transaction."""
+CACHE_TTL_SECONDS bounds an entry's age in any case: the backstop if the channel is down (or a change
+made by hand in SQL), and the only bound on SQLite, which has no channel (there it is at most 1 second)."""
 from __future__ import annotations
 
 import logging
@@ -24,30 +22,13 @@ from collections.abc import Callable, Hashable
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+
+from app.core.transaction import on_commit
+from app.extensions import db
 
 log = logging.getLogger(__name__)
 CHANNEL = "waule_cache"
 
-# The tables whose rows the caches hold, and which columns matter: None is every column but `ignored`.
-WATCHED: dict[str, frozenset[str] | None] = {
-    "tenants": frozenset({"is_active", "enabled_models", "require_device", "storage_quota_bytes",
-                          "storage_fees_owed"}),
-    "api_keys": None,
-    "ai_models": None,
-    "price_rules": None,
-    "gateways": None,
-    "webhook_endpoints": frozenset({"tenant_id", "enabled", "events"}),
-    "user_sessions": frozenset({"revoked_at", "user_id", "tenant_id", "key_mode"}),
-    "tenant_users": frozenset({"is_active", "role", "username", "tenant_id"}),
-}
-# Misses are never cached, so a new row of these cannot make a cached entry wrong (a login inserts a
-# session: it must not flush every process's caches).
-INSERTS_IGNORED = frozenset({"tenants", "api_keys", "ai_models", "user_sessions", "tenant_users"})
-# Bumped on every use or call, read by nobody on the hot path: not worth a flush.
-IGNORED = frozenset({"last_used_at", "request_count", "success_count", "error_count", "last_error",
-                     "last_error_at", "last_success_at", "updated_at"})
 _NOTIFY = sa.text("SELECT pg_notify(:channel, :what)")
 
 
@@ -133,7 +114,7 @@ def caches() -> Caches:
 
 def cached(name: str, key: Hashable, load: Callable[[], object]):
     """`load()`'s value for `key` in the cache `name`, loaded at most once per CACHE_TTL_SECONDS and
-    again after any change to a watched row (None, a miss, is never kept). Values must be immutable
+    again after any `changed()` anywhere (None, a miss, is never kept). Values must be immutable
     snapshots: threads share them."""
     group = caches()
     group.listen()
@@ -145,73 +126,14 @@ def flush_local() -> None:
         caches().flush()
 
 
-def changed(session: Session, what: str) -> None:
-    """Record, in the session's open transaction, that a watched row changed: other processes are told
-    when it commits, this one flushes at the commit."""
-    session.info["cache_changed"] = True
-    connection = session.connection()
+def changed(what: str) -> None:
+    """Call inside the atomic() block that changes something a cache holds (a key, a tenant's access, a
+    session, a model or price, a gateway, a webhook endpoint): every other process is told when it
+    commits (never if it rolls back), and this one flushes then. `what` names it, for the channel's log."""
+    connection = db.session.connection()
     if connection.dialect.name == "postgresql":
-        # Sent with every such write, not once per transaction: a savepoint rolled back takes its
-        # NOTIFY with it. PostgreSQL delivers identical notifications of one transaction once.
         connection.execute(_NOTIFY, {"channel": CHANNEL, "what": what})
-
-
-def _relevant_columns(table: str, columns) -> bool:
-    watched = WATCHED[table]
-    names = {getattr(column, "key", column) for column in columns}
-    return bool(names & watched) if watched is not None else bool(names - IGNORED)
-
-
-@event.listens_for(Session, "after_flush")
-def _after_flush(session: Session, _context) -> None:
-    tables = set()
-    for instance in session.deleted:
-        table = getattr(instance, "__tablename__", None)
-        if table in WATCHED:
-            tables.add(table)
-    for instance in session.new:
-        table = getattr(instance, "__tablename__", None)
-        if table in WATCHED and table not in INSERTS_IGNORED:
-            tables.add(table)
-    for instance in session.dirty:
-        table = getattr(instance, "__tablename__", None)
-        if table not in WATCHED or table in tables:
-            continue
-        state = sa.inspect(instance)
-        touched = [attr.key for attr in state.mapper.column_attrs if state.attrs[attr.key].history.has_changes()]
-        if _relevant_columns(table, touched):
-            tables.add(table)
-    if tables:
-        changed(session, ",".join(sorted(tables)))
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _on_execute(state) -> None:
-    if not (state.is_update or state.is_delete or state.is_insert):
-        return
-    table = getattr(state.statement.table, "name", None)
-    if table not in WATCHED or (state.is_insert and table in INSERTS_IGNORED):
-        return
-    if state.is_update:
-        columns = set(state.statement._values or ())
-        params = state.parameters
-        for row in (params if isinstance(params, list) else [params or {}]):
-            columns |= set(row)
-        if columns and not _relevant_columns(table, columns):
-            return
-    changed(state.session, table)
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    if session.info.pop("cache_changed", None):
-        flush_local()
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _after_transaction_end(session: Session, transaction) -> None:
-    if transaction.parent is None:  # the whole transaction (a commit has flushed already), not a savepoint
-        session.info.pop("cache_changed", None)
+    on_commit(flush_local)
 
 
 class Listener:

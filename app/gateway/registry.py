@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from app.catalog.models import AiModel
 from app.catalog.service import get_model
+from app.core import cache
 from app.core.crypto import encrypt
 from app.core.errors import Conflict, InvalidInput
 from app.core.lookup import get_or_404
@@ -143,6 +144,7 @@ def create_gateway(actor: Actor, *, name: str, base_url: str, secret: str, files
         row = Gateway(**values, secret_encrypted=encrypt(secret, context=gateway.SECRET_CONTEXT))
         db.session.add(row)
         db.session.flush()
+        cache.changed("gateways")  # every process calls the new set from its next request
         audit.record(actor, "gateway.create", target_type="gateway", target_id=row.id,
                      changes={name: values[name] for name in PUBLIC_FIELDS})
     return row
@@ -165,6 +167,7 @@ def update_gateway(gateway_id, actor: Actor, changes: dict) -> Gateway:
             row.secret_encrypted = encrypt(secret, context=gateway.SECRET_CONTEXT)
             recorded["secret"] = "replaced"  # that it changed, never what to
         if recorded:
+            cache.changed("gateways")
             audit.record(actor, "gateway.update", target_type="gateway", target_id=row.id,
                          changes={"name": row.name, **recorded})
     return row
@@ -198,6 +201,7 @@ def probe_gateways() -> int:
     return sum(gateway.probe(target) for target in targets)
 
 
+@atomic()  # it was never committed: the dashboard said "Gateway saved." and the request's end undid it
 def set_model_gateway(model_uuid, gateway_id, actor: Actor) -> AiModel:
     """Name the gateway a model's calls go to first; None sends them to the default (WAULEAPI_URL)."""
     model, _rule = get_model(model_uuid)
@@ -206,6 +210,7 @@ def set_model_gateway(model_uuid, gateway_id, actor: Actor) -> AiModel:
     if model.gateway_id != new_id:
         old = db.session.get(Gateway, model.gateway_id) if model.gateway_id else None
         model.gateway_id = new_id
+        cache.changed("ai_models")
         audit.record(actor, "model.gateway", target_type="ai_model", target_id=model.id,
                      changes={"model_id": model.model_id,
                               "gateway": [old.name if old else None, target.name if target else None]})

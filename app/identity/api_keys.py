@@ -64,6 +64,7 @@ def revoke_key(tenant_id: uuid.UUID, key_id, actor: Actor) -> ApiKey:
     key = get_for_tenant(ApiKey, tenant_id, key_id, what="api key")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        cache.changed("api_keys")
         audit.record(actor, "api_key.revoke", target_type="api_key", target_id=key.id, tenant_id=tenant_id,
                      changes={"prefix": key.prefix})
     return key

@@ -7,6 +7,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from app.core import cache
 from app.core.db import utcnow
 from app.core.errors import Forbidden, InvalidInput
 from app.core.lookup import get_for_tenant
@@ -61,6 +62,7 @@ def unbind_device(tenant_id: uuid.UUID, device_id, actor: Actor) -> None:
     audit.record(actor, "device.unbind", target_type="tenant_device", target_id=device.id, tenant_id=tenant_id,
                  changes={"user_id": str(device.user_id), "fingerprint": device.fingerprint})
     # The unbound device must not keep refreshing its way in while the user moves to a new one.
+    cache.changed("user_sessions")
     db.session.execute(
         sa.update(UserSession).where(UserSession.user_id == device.user_id,
                                      UserSession.device_fingerprint == device.fingerprint,

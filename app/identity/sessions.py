@@ -127,6 +127,7 @@ def logout(raw_refresh: str | None, session_id: uuid.UUID | None = None) -> None
 
 
 def _revoke(session: UserSession, reason: str) -> None:
+    cache.changed("user_sessions")
     db.session.execute(
         sa.update(UserSession).where(UserSession.id == session.id, UserSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from app.core import cache
 from app.core.errors import InvalidInput
 from app.core.lookup import get_or_404
 from app.core.transaction import atomic
@@ -75,6 +76,7 @@ def update_tenant(tenant_id, actor: Actor, changes: dict) -> Tenant:
     tenant = get_tenant(tenant_id, for_update=True)
     changed = audit.diff(tenant, _clean(changes))
     if changed:
+        cache.changed("tenants")  # its access (active, enabled models, quota) is cached with its keys
         action = "tenant.deactivate" if changed.get("is_active") == [True, False] else "tenant.update"
         if action == "tenant.deactivate":
             end_tenant_sessions(tenant.id, reason="tenant_deactivated")

@@ -6,6 +6,7 @@ import uuid
 
 import sqlalchemy as sa
 
+from app.core import cache
 from app.core.db import utcnow
 from app.core.errors import Conflict, InvalidInput
 from app.core.lookup import get_for_tenant, get_or_404
@@ -110,6 +111,7 @@ def update_user(tenant_id: uuid.UUID, user_id, actor: Actor, changes: dict) -> T
 
 
 def end_sessions(user_id: uuid.UUID, *, reason: str) -> None:
+    cache.changed("user_sessions")
     db.session.execute(
         sa.update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)
@@ -118,6 +120,7 @@ def end_sessions(user_id: uuid.UUID, *, reason: str) -> None:
 
 def end_tenant_sessions(tenant_id: uuid.UUID, *, reason: str) -> None:
     """Every session in the tenant; the caller commits. Reactivating a tenant must not revive them."""
+    cache.changed("user_sessions")
     db.session.execute(
         sa.update(UserSession).where(UserSession.tenant_id == tenant_id, UserSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from app.core import cache
 from app.core.crypto import decrypt, encrypt
 from app.core.db import utcnow
 from app.core.errors import Conflict, InvalidInput
@@ -104,6 +105,9 @@ def create_endpoint(tenant_id: uuid.UUID, actor: Actor, *, url: str, events, ena
                                secret_encrypted=encrypt(secret, context=SECRET_CONTEXT))
     db.session.add(endpoint)
     db.session.flush()
+    # Which events the tenant's endpoints want is cached (deliveries.subscribed_endpoints); the
+    # endpoints themselves are read fresh, so only a change that adds a wanted event needs telling.
+    cache.changed("webhook_endpoints")
     audit.record(actor, "webhook.create", target_type="webhook_endpoint", target_id=endpoint.id, tenant_id=tenant.id,
                  changes={"url": url, "events": events, "enabled": enabled})
     return EndpointWithSecret(endpoint, secret)
@@ -141,6 +145,7 @@ def update_endpoint(tenant_id: uuid.UUID, endpoint_id, actor: Actor, changes: di
             endpoint.disabled_reason = f"Disabled by {actor.name or actor.kind}."
             stop_waiting_deliveries(endpoint.id)
     if changed:
+        cache.changed("webhook_endpoints")
         audit.record(actor, "webhook.update", target_type="webhook_endpoint", target_id=endpoint.id,
                      tenant_id=tenant_id, changes=changed)
     return endpoint

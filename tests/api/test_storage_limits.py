@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.billing import ledger
+from app.core import cache
 from app.extensions import db
 from app.identity import api_keys, tenants
 from app.models import CreditHold, Generation, LedgerEntry, Tenant
@@ -35,6 +36,7 @@ def nothing_changed(created, *, balance: int = 1000) -> None:
 
 def owe(created, credits: int) -> None:
     db.session.execute(sa.update(Tenant).where(Tenant.id == created.tenant.id).values(storage_fees_owed=credits))
+    cache.changed("tenants")  # written by hand: the services that change fees owed say so themselves
     db.session.commit()
 
 
