@@ -58,7 +58,8 @@ def me():
     principal = current_principal()
     return jsonify(MeOut(
         kind=principal.kind, mode=principal.mode,
-        user=UserOut.model_validate(users.get_user(principal.tenant_id, principal.user.id)) if principal.user else None,
+        user=(UserOut.model_validate(users.get_user(principal.tenant_id, principal.user.id))
+              if principal.user else None),
         api_key=(ApiKeyOut.model_validate(api_keys.get_key(principal.tenant_id, principal.api_key.id))
                  if principal.api_key else None),
         tenant=TenantSummaryOut.model_validate(principal.tenant),
