@@ -170,8 +170,9 @@ def _start(caller: Caller, kind: str, params: dict, model, rule, quote, idempote
                                  reference=f"generation:{generation.id}", description=f"{kind} {model.model_id}",
                                  expires_at=now + hold_ttl, created_at=now)
         generation.hold_id = credit_hold.id
+        started = Started(generation, model, rule)  # before the statement: a commit in it would expire them
         phases.hold(generation, credit_hold, needs_bytes=quota.estimate(kind, params))
-        return Started(generation, model, rule)
+        return started
     with atomic(keep=(generation,)):
         if not caller.is_test:
             hold = ledger.hold(caller.tenant.id, quote.credits, reference=f"generation:{generation.id}",

@@ -24,6 +24,7 @@ import functools
 import json
 import logging
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -70,10 +71,19 @@ def _binds(table: sa.Table, prefix: str, skip=()) -> tuple[str, str, list[sa.Bin
     return names, values, [sa.bindparam(f"{prefix}{column.key}", type_=column.type) for column in columns]
 
 
+@contextmanager
 def _connection():
     """A pooled connection in autocommit: each statement is its own transaction, with no BEGIN or
-    COMMIT round trip (psycopg2 sends neither in autocommit, and resets the flag client-side)."""
-    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    COMMIT round trip. The flag is psycopg2's own, set and cleared on the client: SQLAlchemy's
+    isolation_level option would reset the connection on its return with a SET (a round trip)."""
+    with db.engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        raw.autocommit = True
+        try:
+            yield connection
+        finally:
+            if not raw.closed:
+                raw.autocommit = False
 
 
 @sa.event.listens_for(Session, "after_begin")
