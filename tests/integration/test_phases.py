@@ -254,3 +254,25 @@ def test_200_concurrent_image_requests_against_a_balance_for_50_get_exactly_50(w
     assert ledger.account(created.tenant.id) == ledger.Account(0, 0) and ledger.verify() == []
     assert sorted(db.session.scalars(sa.select(LedgerEntry.amount).where(LedgerEntry.tenant_id == created.tenant.id))) \
         == [-20] * 50 + [1000]
+
+
+def test_a_hold_is_sent_again_on_a_new_connection_when_the_server_dropped_the_pooled_one(app, make, is_postgres,
+                                                                                         caplog):
+    """No pre-ping: a connection the server closed fails on use, and the hold (whose ids the client
+    chose) is sent once more on a fresh connection, and held once."""
+    require_postgres(is_postgres)
+    tenant_id = make.funded_tenant(credits=25).tenant.id
+    db.session.remove()  # the session's connection goes back to the pool, alive
+    with db.engine.connect() as connection:
+        connection.execute(sa.text("SELECT 1"))
+    outsider = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+    with outsider.connect() as connection:
+        dropped = connection.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                             "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    outsider.dispose()
+    assert dropped >= 1
+    generation, hold = _new_generation(tenant_id, 20)
+    phases.hold(generation, hold, needs_bytes=0)
+    assert "sending the phase statement again" in caplog.text
+    assert ledger.account(tenant_id) == ledger.Account(25, 20) and ledger.verify() == []
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(CreditHold)) == 1
