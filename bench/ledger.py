@@ -64,6 +64,7 @@ class Result:
     threads: int
     tenants: int
     processes: int = 1
+    mode: str = "phases"
     pairs: int = 0
     all_pairs: int = 0   # warm-up included, for the CPU figure
     errors: int = 0
@@ -247,10 +248,12 @@ def main(argv=None) -> int:
     parser.add_argument("--tenants", type=int, default=50, help="tenants in the spread scenario")
     parser.add_argument("--spread-threads", type=int, default=32, help="threads in the spread scenario")
     parser.add_argument("--processes", type=int, default=4, help="client processes the threads are spread over")
-    parser.add_argument("--mode", choices=("phases", "ledger"), default="phases",
-                        help="phases: a paid chat's two statements; ledger: ledger.hold/settle, two transactions")
+    parser.add_argument("--mode", choices=("phases", "ledger", "both"), default="phases",
+                        help="phases: a paid chat's two statements; ledger: ledger.hold/settle in two transactions; "
+                             "both: each scenario in both modes, one after the other, and their ratio")
     args = parser.parse_args(argv)
     hot_threads = [int(n) for n in args.hot_threads.split(",") if n.strip()]
+    modes = ["phases", "ledger"] if args.mode == "both" else [args.mode]
     if not args.database_url.startswith(("postgres://", "postgresql://", "postgresql+psycopg2://")):
         parser.error("the ledger benchmark needs PostgreSQL")
 
@@ -272,18 +275,20 @@ def main(argv=None) -> int:
             scenarios = [(f"hot-{n}", hot, n) for n in hot_threads]
             scenarios.append((f"spread-{args.tenants}", spread, args.spread_threads))
             for label, tenant_ids, threads in scenarios:
-                before = consume_entries(tenant_ids)
-                db.session.remove()
-                result = run_scenario(url, args.mode, label, tenant_ids, threads, args.processes, args.seconds,
-                                      args.warmup)
-                results.append(result)
-                print(f"  {label:<12} {result.per_second:8.0f} pairs/s", flush=True)
-                # every pair settled once, whether inside the measured window or the warm-up
-                written = consume_entries(tenant_ids) - before
-                db.session.remove()
-                if written < result.pairs:
-                    counted_ok = False
-                    print(f"  {label}: {result.pairs} pairs counted but {written} CONSUME entries", file=sys.stderr)
+                for mode in modes:
+                    before = consume_entries(tenant_ids)
+                    db.session.remove()
+                    result = run_scenario(url, mode, label, tenant_ids, threads, args.processes, args.seconds,
+                                          args.warmup)
+                    result.mode = mode
+                    results.append(result)
+                    print(f"  {label:<12} {mode:<7} {result.per_second:8.0f} pairs/s", flush=True)
+                    # every pair settled once, whether inside the measured window or the warm-up
+                    written = consume_entries(tenant_ids) - before
+                    db.session.remove()
+                    if written < result.pairs:
+                        counted_ok = False
+                        print(f"  {label}: {result.pairs} pairs counted but {written} CONSUME entries", file=sys.stderr)
 
             problems = ledger.verify()
             db.session.remove()
@@ -291,23 +296,25 @@ def main(argv=None) -> int:
     finally:
         drop()
 
-    base = results[0].per_second if results else 0
     print()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(f"PostgreSQL {server}; {os.cpu_count()} CPUs, {memory:.0f} GiB; client and server on this machine; "
           f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
-    baseline = f"vs hot-{hot_threads[0]}"
-    print(f"{'scenario':<12} {'tenants':>7} {'procs':>5} {'threads':>7} {'pairs':>8} {'pairs/s':>9} {baseline:>9}"
-          f" {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} {'errors':>6}")
+    print(f"{'scenario':<12} {'mode':<7} {'tenants':>7} {'procs':>5} {'threads':>7} {'pairs':>8} {'pairs/s':>9}"
+          f" {'vs ledger':>9} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} {'errors':>6}")
+    by_mode = {(r.name, r.mode): r for r in results}
     for r in results:
-        print(f"{r.name:<12} {r.tenants:>7} {r.processes:>5} {r.threads:>7} {r.pairs:>8} {r.per_second:>9.0f} "
-              f"{(r.per_second / base if base else 0):>8.2f}x {r.percentile(0.5):>7.1f} {r.percentile(0.99):>7.1f} "
+        other = by_mode.get((r.name, "ledger"))
+        ratio = f"{r.per_second / other.per_second:8.2f}x" if other and other.per_second else f"{'':>9}"
+        print(f"{r.name:<12} {r.mode:<7} {r.tenants:>7} {r.processes:>5} {r.threads:>7} {r.pairs:>8} "
+              f"{r.per_second:>9.0f} {ratio} {r.percentile(0.5):>7.1f} {r.percentile(0.99):>7.1f} "
               f"{r.cpu_per_pair:>6.2f} {r.errors:>6}")
-    hot_best = max((r for r in results if r.name.startswith("hot-")), key=lambda r: r.per_second, default=None)
-    if hot_best and results[-1] is not hot_best:
-        print(f"\nspread vs best hot ({hot_best.name}): {results[-1].per_second / hot_best.per_second:.2f}x")
-    mean = statistics.mean(r.per_second for r in results) if results else 0
-    print(f"mean over scenarios: {mean:.0f} pairs/s")
+    for mode in modes:
+        mine = [r for r in results if r.mode == mode]
+        hot_best = max((r for r in mine if r.name.startswith("hot-")), key=lambda r: r.per_second, default=None)
+        if hot_best and mine[-1] is not hot_best:
+            print(f"{mode}: spread vs best hot ({hot_best.name}): {mine[-1].per_second / hot_best.per_second:.2f}x; "
+                  f"mean over scenarios {statistics.mean(r.per_second for r in mine):.0f} pairs/s")
     if problems:
         print("\nledger.verify() found problems:", *problems[:20], sep="\n  ")
     else:
