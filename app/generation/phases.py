@@ -180,13 +180,13 @@ def hold(generation: Generation, credit_hold: CreditHold, *, needs_bytes: int) -
     values = {"tenant_id": credit_hold.tenant_id, "amount": credit_hold.amount, "needs_bytes": needs_bytes}
     values.update({f"h_{key}": value for key, value in _filled(credit_hold, _holds, now).items()})
     values.update({f"g_{key}": value for key, value in _filled(generation, _generations, now).items()})
-    # A client-chosen id makes a resend after a lost connection safe: a first run that did commit makes
-    # the second fail on the primary key, and nothing is held twice.
     def attach(written):
         if written is not None:
             make_transient_to_detached(generation)
             db.session.add(generation)
 
+    # A client-chosen id makes a resend after a lost connection safe: a first run that did commit makes
+    # the second fail on the primary key, and nothing is held twice.
     try:
         written = _run(_hold_statement(), values, retry_safe=True, then=attach, keep=(generation,))
     except sa.exc.IntegrityError:
