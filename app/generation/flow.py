@@ -124,11 +124,19 @@ def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | Non
     # Priced, recorded and forwarded as prepared; the idempotency key compares the request as sent.
     sent, params = params, kinds.prepare(model, params)
     quote = pricing.estimate(rule.billing_type, rule.prices, params)
-    if idempotency_key is None and not caller.is_test and kind not in LONG_KINDS and phases.available():
-        # PostgreSQL: the storage checks, the hold and the generation in one statement (phases.py).
-        # Test-mode callers hold nothing, long kinds count the job cap under the hold's lock, and a
-        # key's claim may replay or refuse: those keep the portable path below.
-        return _start(caller, kind, params, model, rule, quote, None, generating, parent_id, one_statement=True)
+    if not caller.is_test and kind not in LONG_KINDS and phases.available():
+        # PostgreSQL: the storage checks, the hold, the key's row and the generation in one statement
+        # (phases.py). Test-mode callers hold nothing and long kinds count the job cap under the hold's
+        # lock: those keep the portable path below, as does a key that already has a row.
+        key = idempotency.check_key(idempotency_key)
+        claim = None if key is None else IdempotencyKey(
+            id=uuid.uuid4(), tenant_id=caller.tenant.id, scope=f"generation.{kind}", key=key,
+            request_hash=idempotency.fingerprint(sent), expires_at=utcnow() + idempotency.KEY_LIFETIME)
+        try:
+            return _start(caller, kind, params, model, rule, quote, claim.id if claim else None, generating,
+                          parent_id, one_statement=True, claim=claim)
+        except phases.KeyTaken:
+            pass
     quota.ensure_can_start(caller.tenant, kind, params, is_test=caller.is_test)
     key = idempotency.check_key(idempotency_key)
     if key is not None:
@@ -148,7 +156,8 @@ def estimate(tenant: Tenant, params: dict) -> tuple[AiModel, pricing.Quote]:
 
 
 def _start(caller: Caller, kind: str, params: dict, model, rule, quote, idempotency_key_id,
-           generating: bool, parent_id: uuid.UUID | None, *, one_statement: bool = False) -> Started:
+           generating: bool, parent_id: uuid.UUID | None, *, one_statement: bool = False,
+           claim: IdempotencyKey | None = None) -> Started:
     # The id is ours before the INSERT, so the hold can name it and the row is written once. A queued
     # generation's first deadline is its queue limit; once a worker claims it, it gets the kind's deadline.
     now, deadline = utcnow(), kind_deadline(kind)
@@ -171,7 +180,7 @@ def _start(caller: Caller, kind: str, params: dict, model, rule, quote, idempote
                                  expires_at=now + hold_ttl, created_at=now)
         generation.hold_id = credit_hold.id
         started = Started(generation, model, rule)  # before the statement: a commit in it would expire them
-        phases.hold(generation, credit_hold, needs_bytes=quota.estimate(kind, params))
+        phases.hold(generation, credit_hold, needs_bytes=quota.estimate(kind, params), claim=claim)
         return started
     with atomic(keep=(generation,)):
         if not caller.is_test:

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 _generations, _holds, _entries = Generation.__table__, CreditHold.__table__, LedgerEntry.__table__
 _records, _daily, _tenants = UsageRecord.__table__, UsageDaily.__table__, Tenant.__table__
+_keys = IdempotencyKey.__table__
+_KEY_CONSTRAINT = "uq_idempotency_keys_tenant_scope_key"
 
 
 # False sends PostgreSQL down the portable path too: the tests compare the two spellings, and the
@@ -135,9 +137,14 @@ def _run(statement, values: dict, *, retry_safe: bool, then=None, keep=()):
 
 
 @functools.cache
-def _hold_statement() -> sa.TextClause:
+def _hold_statement(with_claim: bool) -> sa.TextClause:
     hold_columns, hold_values, hold_binds = _binds(_holds, "h_")
     generation_columns, generation_values, generation_binds = _binds(_generations, "g_")
+    claim_columns, claim_values, claim_binds = _binds(_keys, "k_") if with_claim else ("", "", [])
+    # The key's row is a plain INSERT: a key already there (a replay, a retry while the first runs, an
+    # expired row) is a unique violation, which undoes the whole statement; the portable claim then answers.
+    claim = (f"claim AS (INSERT INTO idempotency_keys ({claim_columns}) SELECT {claim_values} FROM granted), "
+             if with_claim else "")
     return sa.text(f"""
         WITH granted AS (
             UPDATE tenants SET held = held + :amount
@@ -145,12 +152,17 @@ def _hold_statement() -> sa.TextClause:
               AND (storage_quota_bytes IS NULL OR :needs_bytes <= 0
                    OR storage_used_bytes + :needs_bytes <= storage_quota_bytes)
             RETURNING id
-        ), hold AS (
+        ), {claim}hold AS (
             INSERT INTO credit_holds ({hold_columns}) SELECT {hold_values} FROM granted RETURNING id
         )
         INSERT INTO generations ({generation_columns}) SELECT {generation_values} FROM hold RETURNING id
-    """).bindparams(*hold_binds, *generation_binds, sa.bindparam("tenant_id", type_=_tenants.c.id.type),
+    """).bindparams(*hold_binds, *generation_binds, *claim_binds, sa.bindparam("tenant_id", type_=_tenants.c.id.type),
                     sa.bindparam("amount", type_=sa.BigInteger()), sa.bindparam("needs_bytes", type_=sa.BigInteger()))
+
+
+class KeyTaken(Exception):
+    """The Idempotency-Key already has a row: nothing was written, and the portable claim decides
+    (replay, 409 while the first request runs, 422 for another body, or a fresh claim of an expired key)."""
 
 
 def _filled(instance, table: sa.Table, now: datetime) -> dict:
@@ -171,15 +183,19 @@ def _filled(instance, table: sa.Table, now: datetime) -> dict:
     return values
 
 
-def hold(generation: Generation, credit_hold: CreditHold, *, needs_bytes: int) -> None:
-    """Hold `credit_hold.amount` of the generation's tenant and record both rows, in one statement;
-    `generation` (transient, filled in) is then attached to the session as a loaded row, so the flow
-    goes on with it as if it had been flushed and read. Raises what the portable path raises, in its
-    order: StorageFeesOwed, StorageQuotaExceeded, InsufficientCredits, or NotFound (no such tenant)."""
+def hold(generation: Generation, credit_hold: CreditHold, *, needs_bytes: int,
+         claim: IdempotencyKey | None = None) -> None:
+    """Hold `credit_hold.amount` of the generation's tenant and record both rows (and the request's
+    Idempotency-Key row, `claim`), in one statement; `generation` (transient, filled in) is then
+    attached to the session as a loaded row, so the flow goes on with it as if it had been flushed and
+    read. Raises what the portable path raises, in its order: StorageFeesOwed, StorageQuotaExceeded,
+    InsufficientCredits, or NotFound (no such tenant); KeyTaken when the key has a row already."""
     now = utcnow()
     values = {"tenant_id": credit_hold.tenant_id, "amount": credit_hold.amount, "needs_bytes": needs_bytes}
     values.update({f"h_{key}": value for key, value in _filled(credit_hold, _holds, now).items()})
     values.update({f"g_{key}": value for key, value in _filled(generation, _generations, now).items()})
+    if claim is not None:
+        values.update({f"k_{key}": value for key, value in _filled(claim, _keys, now).items()})
     def attach(written):
         if written is not None:
             make_transient_to_detached(generation)
@@ -188,11 +204,14 @@ def hold(generation: Generation, credit_hold: CreditHold, *, needs_bytes: int) -
     # A client-chosen id makes a resend after a lost connection safe: a first run that did commit makes
     # the second fail on the primary key, and nothing is held twice.
     try:
-        written = _run(_hold_statement(), values, retry_safe=True, then=attach, keep=(generation,))
-    except sa.exc.IntegrityError:
-        if not _exists(generation.id):
+        written = _run(_hold_statement(claim is not None), values, retry_safe=True, then=attach, keep=(generation,))
+    except sa.exc.IntegrityError as error:
+        if _exists(generation.id):
+            attach(written := True)
+        elif getattr(getattr(error.orig, "diag", None), "constraint_name", None) == _KEY_CONSTRAINT:
+            raise KeyTaken() from None
+        else:
             raise
-        attach(written := True)
     if written is None:
         _why_not_held(credit_hold.tenant_id, credit_hold.amount, needs_bytes)
 

@@ -24,7 +24,7 @@ from app.extensions import db
 from app.generation import flow, phases
 from app.generation.models import Generation, UsageDaily, UsageRecord
 from app.identity.models import Tenant
-from app.models import CreditHold, LedgerEntry
+from app.models import CreditHold, IdempotencyKey, LedgerEntry
 from app.storage.models import StoredFile
 from tests.conftest import TEST_ACTOR, key_headers, make_app, require_postgres
 
@@ -59,6 +59,8 @@ def books(tenant_id: uuid.UUID) -> dict:
                       UsageDaily.credits, UsageDaily.input_tokens, UsageDaily.output_tokens, UsageDaily.quantity,
                       where=UsageDaily.tenant_id == tenant_id),
         "files": rows(StoredFile.status, StoredFile.variant, StoredFile.size_bytes, where=StoredFile.tenant_id == tenant_id),
+        "keys": rows(IdempotencyKey.scope, IdempotencyKey.key, IdempotencyKey.status, IdempotencyKey.result.is_not(None),
+                     where=IdempotencyKey.tenant_id == tenant_id),
     }
 
 
@@ -124,12 +126,25 @@ def settle_loses_to_a_sweep(client, created):
     return stopped.value.code
 
 
+def replayed_key(client, created):
+    """An Idempotency-Key: the first request holds and writes the key's row; the retry replays it, and
+    the same key with another body is refused, neither holding anything."""
+    headers = {**key_headers(created), "Idempotency-Key": "once"}
+    body = {"model": IMAGE, "prompt": "one fox"}
+    first = client.post("/api/v1/images/generations", headers=headers, json=body)
+    again = client.post("/api/v1/images/generations", headers=headers, json=body)
+    other = client.post("/api/v1/images/generations", headers=headers, json={**body, "prompt": "two foxes"})
+    return (first.status_code, again.status_code, again.get_json()["generation_id"] == first.get_json()["generation_id"],
+            _error_code(other))
+
+
 EXPECTED = {
     success: None,  # checked inside
     insufficient_credits: (402, "insufficient_credits"),
     fees_owed: (402, "storage_fees_owed"),
     quota_exceeded: ((413, "storage_quota_exceeded"), 200),
     settle_loses_to_a_sweep: "deadline_exceeded",
+    replayed_key: (200, 200, True, (422, "idempotency_key_reused")),
 }
 
 
