@@ -123,11 +123,15 @@ def normalize_database_url(url: str) -> str:
 
 
 def _engine_options(database_url: str) -> dict:
+    """No `pool_pre_ping`: it costs a round trip on every checkout, that is on every request. A
+    connection the server dropped fails on first use instead; SQLAlchemy then invalidates it and every
+    connection pooled before it, so one request fails and the next ones get fresh connections (the
+    phase statements resend once where a second run cannot write twice: generation/phases.py)."""
     if database_url.startswith("sqlite"):
         # The embedded default shares one file between the web processes and the worker: wait for a
         # writer (up to 30 s) instead of failing with "database is locked" (WAL is set per connection).
-        return {"pool_pre_ping": True, "connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+        return {"connect_args": {"timeout": 30}}
+    return {}
 
 
 def _cache_ttl(env: Mapping[str, str], database_url: str) -> float:

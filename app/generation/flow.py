@@ -33,7 +33,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app import jobs, webhooks
 from app.billing import idempotency, ledger
-from app.billing.models import IdempotencyKey
+from app.billing.models import CreditHold, IdempotencyKey
 from app.catalog import pricing
 from app.catalog import service as catalog
 from app.catalog.models import AiModel, PriceRule
@@ -45,7 +45,7 @@ from app.extensions import db
 from app.gateway import client as gateway
 from app.gateway import sandbox as sandbox_link
 from app.gateway.fetch import fetch_result
-from app.generation import kinds, usage
+from app.generation import kinds, phases, usage
 from app.generation.models import ACTIVE_STATUSES, FINAL_STATUSES, LONG_KINDS, Generation
 from app.identity.api_keys import TenantAccess
 from app.identity.audit import Actor
@@ -126,6 +126,19 @@ def start(caller: Caller, kind: str, params: dict, *, idempotency_key: str | Non
     # Priced, recorded and forwarded as prepared; the idempotency key compares the request as sent.
     sent, params = params, kinds.prepare(model, params)
     quote = pricing.estimate(rule.billing_type, rule.prices, params)
+    if not caller.is_test and kind not in LONG_KINDS and phases.available():
+        # PostgreSQL: the storage checks, the hold, the key's row and the generation in one statement
+        # (phases.py). Test-mode callers hold nothing and long kinds count the job cap under the hold's
+        # lock: those keep the portable path below, as does a key that already has a row.
+        key = idempotency.check_key(idempotency_key)
+        claim = None if key is None else IdempotencyKey(
+            id=uuid.uuid4(), tenant_id=caller.tenant.id, scope=f"generation.{kind}", key=key,
+            request_hash=idempotency.fingerprint(sent), expires_at=utcnow() + idempotency.KEY_LIFETIME)
+        try:
+            return _start(caller, kind, params, model, rule, quote, claim.id if claim else None, generating,
+                          parent_id, one_statement=True, claim=claim)
+        except phases.KeyTaken:
+            pass
     quota.ensure_can_start(caller.tenant, kind, params, is_test=caller.is_test)
     key = idempotency.check_key(idempotency_key)
     if key is not None:
@@ -145,7 +158,8 @@ def estimate(tenant: Tenant, params: dict) -> tuple[AiModel, pricing.Quote]:
 
 
 def _start(caller: Caller, kind: str, params: dict, model, rule, quote, idempotency_key_id,
-           generating: bool, parent_id: uuid.UUID | None) -> Started:
+           generating: bool, parent_id: uuid.UUID | None, *, one_statement: bool = False,
+           claim: IdempotencyKey | None = None) -> Started:
     # The id is ours before the INSERT, so the hold can name it and the row is written once. A queued
     # generation's first deadline is its queue limit; once a worker claims it, it gets the kind's deadline.
     now, deadline = utcnow(), kind_deadline(kind)
@@ -159,13 +173,21 @@ def _start(caller: Caller, kind: str, params: dict, model, rule, quote, idempote
     if generating:
         _mark(generation, "GENERATING")
         generation.started_at = now
+    # The hold outlives the generation's deadline by a margin: the sweep that fails an overdue
+    # generation (and releases its hold) always acts before the hold's blind expiry.
+    hold_ttl = waits + deadline + timedelta(seconds=current_app.config["HOLD_TTL_SECONDS"])
+    if one_statement:
+        credit_hold = CreditHold(id=uuid.uuid4(), tenant_id=caller.tenant.id, amount=quote.credits, status="HELD",
+                                 reference=f"generation:{generation.id}", description=f"{kind} {model.model_id}",
+                                 expires_at=now + hold_ttl, created_at=now)
+        generation.hold_id = credit_hold.id
+        started = Started(generation, model, rule)  # before the statement: a commit in it would expire them
+        phases.hold(generation, credit_hold, needs_bytes=quota.estimate(kind, params), claim=claim)
+        return started
     with atomic(keep=(generation,)):
         if not caller.is_test:
-            # The hold outlives the generation's deadline by a margin: the sweep that fails an overdue
-            # generation (and releases its hold) always acts before the hold's blind expiry.
             hold = ledger.hold(caller.tenant.id, quote.credits, reference=f"generation:{generation.id}",
-                               description=f"{kind} {model.model_id}",
-                               ttl=waits + deadline + timedelta(seconds=current_app.config["HOLD_TTL_SECONDS"]))
+                               description=f"{kind} {model.model_id}", ttl=hold_ttl)
             generation.hold_id = hold.id
         if kind in LONG_KINDS:
             _within_job_cap(caller.tenant.id)  # after the hold: on PostgreSQL its row lock serializes the count
@@ -269,6 +291,21 @@ def finish(started: Started, answer: gateway.Answer, began: float) -> Generation
     generation.completed_at = utcnow()
     generation.progress, generation.lease_until = 100, None
     _mark(generation, "COMPLETED")
+    if generation.hold_id is not None and credits <= generation.credits_held and phases.available():
+        try:
+            settled = phases.settle(generation, credits, _system_actor(generation), event="generation.completed",
+                                    description=f"{generation.kind} {generation.model}", files=results.stored,
+                                    usage={"input_tokens": measured.input_tokens, "output_tokens": measured.output_tokens,
+                                           "seconds": measured.seconds, "latency_ms": generation.upstream_ms,
+                                           "quantity": measured.images or measured.characters})
+        except phases.Unsettled:
+            pass  # the tenant has an endpoint for it: settled below, its delivery in the same transaction
+        else:
+            if credits and settled.low_credits_armed:
+                # After the commit, in its own transaction: a crash in between skips this one check, and
+                # the next charge makes it (available credits are still below the threshold).
+                webhooks.check_low_credits(generation.tenant_id)
+            return generation
     with atomic(keep=(generation,)):
         db.session.flush()  # the compare-and-set on the status first: it decides before credits move
         if generation.hold_id is not None:
@@ -544,6 +581,7 @@ class Results:
         self.generation, self.route = generation, route
         self.data: list[bytes | Path] = []
         self.sizes: list[int] = []
+        self.stored: list[tuple[uuid.UUID, int]] = []  # (file id, size) of every object written, to confirm
         # Results of the in-process sandbox are fetched through it; no other gateway's are.
         self._session = sandbox_link.fetch_session() if target.in_process else None
         self._count = 0
@@ -575,6 +613,7 @@ class Results:
                 data, content_type = convert(data, content_type)
             row = self._record(content_type, item["url"], "result")
             storage.write(row, data)
+            self.stored.append((row.id, row.size_bytes))
             self.data.append(data)
             self.sizes.append(row.size_bytes)
             stored.append({"file_id": str(row.id), "content_type": row.content_type, "size_bytes": row.size_bytes,
@@ -584,7 +623,9 @@ class Results:
 
     def keep(self, data: bytes, content_type: str, *, variant: str) -> None:
         """An object made from a result (a video's thumbnail), kept beside it."""
-        storage.write(self._record(content_type, None, variant), data)
+        row = self._record(content_type, None, variant)
+        storage.write(row, data)
+        self.stored.append((row.id, row.size_bytes))
 
     def _record(self, content_type: str, original_url: str | None, variant: str):
         generation, index = self.generation, self._count
