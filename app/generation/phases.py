@@ -234,7 +234,7 @@ def _why_not_held(tenant_id: uuid.UUID, amount: int, needs_bytes: int):
                 .where(_tenants.c.id == tenant_id))
     if row is None:
         raise NotFound("No such tenant.", code="tenant_not_found")
-    tenant = SimpleNamespace(**row._mapping)
+    tenant = SimpleNamespace(id=tenant_id, **row._mapping)
     quota.ensure_no_fees_owed(tenant)
     quota.ensure_room(tenant, needs_bytes)
     raise InsufficientCredits(f"Not enough credits: this needs {amount}.")
