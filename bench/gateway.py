@@ -752,8 +752,9 @@ def count_round_trips(env: dict, work: Path, database_url: str, database: str, a
     return made
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+def arguments(description: str, kinds: str) -> argparse.ArgumentParser:
+    """The options gateway.py and peers.py share."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a PostgreSQL server; the benchmark makes and drops its own database there")
     parser.add_argument("--sequential", type=int, default=200, help="requests per path, one client")
@@ -764,7 +765,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tenants", type=int, default=32,
                         help="tenants the concurrent clients are spread over (client i is tenant i mod N); "
                              "1 puts every request on one tenant's ledger row")
-    parser.add_argument("--kinds", default="image,chat", help="comma-separated: image, chat")
+    parser.add_argument("--kinds", default=kinds, help="comma-separated: image, chat")
     parser.add_argument("--count-requests", type=int, default=20,
                         help="warm requests per kind whose statements are counted (0: skip the count)")
     parser.add_argument("--profile", action="store_true",
@@ -774,6 +775,11 @@ def main(argv=None) -> int:
     parser.add_argument("--combine", nargs="+", metavar="JSON",
                         help="measure nothing: print the tables of runs saved with --json side by side")
     parser.add_argument("--keep-logs", action="store_true", help="print where the logs are and keep them")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = arguments(__doc__.split("\n", 1)[0], "image,chat")
     args = parser.parse_args(argv)
     if args.combine:
         runs = [json.loads(Path(path).read_text()) for path in args.combine]
