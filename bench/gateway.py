@@ -895,6 +895,8 @@ def measure(args, kinds: list[str], extra_paths: list, extra_groups: dict | None
 
 def stop_group(process: subprocess.Popen, grace: float = 15) -> None:
     """SIGTERM a server we started in its own session and its workers; SIGKILL the group if it lingers."""
+    if process.returncode is not None:
+        return  # stopped and reaped already: its group id may belong to someone else by now
     try:
         os.killpg(process.pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -115,7 +115,11 @@ def main(argv=None) -> int:
     extra_paths, extra_groups = [], {}
     if command:
         extra_paths, extra_groups = [litellm_route(state)], {"litellm": litellm_starter(command, state)}
-    figures, failures = bench.measure(args, kinds, extra_paths, extra_groups)
+    try:
+        figures, failures = bench.measure(args, kinds, extra_paths, extra_groups)
+    finally:
+        if "process" in state:  # interrupted while it started, before measure() took it over
+            bench.stop_group(state["process"])
     if figures:
         version = subprocess.run([str(command.parent / "pip"), "show", "litellm"], capture_output=True,
                                  text=True).stdout if command else ""
