@@ -391,10 +391,10 @@ def profile(pid: int, load, seconds_hint: float, work: Path, name: str) -> Path 
     return output
 
 
-def profile_top(path: Path, top: int) -> tuple[list, list, int]:
-    """Top frames by own samples (the frame was running) and the project's own functions (app/, config)
-    by total samples (the frame was on the stack)."""
-    own, total, samples = Counter(), Counter(), 0
+def profile_top(path: Path, top: int) -> tuple[list, list, int, list]:
+    """Top frames by own samples (the frame was running), the project's own functions (app/) by total
+    samples (the frame was on the stack), and own samples summed by package (sqlalchemy, flask, app/…)."""
+    own, total, packages, samples = Counter(), Counter(), Counter(), 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
@@ -405,10 +405,20 @@ def profile_top(path: Path, top: int) -> tuple[list, list, int]:
             continue
         samples += int(count)
         own[frames[-1]] += int(count)
+        packages[package_of(frames[-1])] += int(count)
         for frame in set(frames):
             if "(app/" in frame:
                 total[frame] += int(count)
-    return own.most_common(top), total.most_common(top), samples
+    return own.most_common(top), total.most_common(top), samples, packages.most_common(12)
+
+
+def package_of(frame: str) -> str:
+    """`sqlalchemy` for `f (sqlalchemy/orm/session.py)`, `app/generation` for our code, `json` for the stdlib's."""
+    match = re.search(r"\(([^()]*)\)$", frame)
+    parts = (match[1] if match else frame).split("/")
+    if parts[0] == "app" and len(parts) > 2:
+        return "/".join(parts[:2])
+    return parts[0].removesuffix(".py")
 
 
 def short_frame(frame: str) -> str:
@@ -702,6 +712,9 @@ def profile_tables(runs: list[dict]) -> None:
         print("|---:|---|---:|---|")
         for (own_frame, own_count), (total_frame, total_count) in zip(found["own"], found["total"]):
             print(f"| {100 * own_count / samples:.1f} | `{own_frame}` | {100 * total_count / samples:.1f} | `{total_frame}` |")
+        if found.get("packages"):
+            print("\nown samples by package: " + ", ".join(f"{name} {100 * count / samples:.0f} %"
+                                                         for name, count in found["packages"]))
 
 
 def report(runs: list[dict], paths: list[str]) -> None:
@@ -769,7 +782,8 @@ def arguments(description: str, kinds: str) -> argparse.ArgumentParser:
     parser.add_argument("--count-requests", type=int, default=20,
                         help="warm requests per kind whose statements are counted (0: skip the count)")
     parser.add_argument("--profile", action="store_true",
-                        help="after measuring, profile ours with py-spy under one more concurrent run per kind")
+                        help="after measuring, profile ours with py-spy under one more concurrent run per kind "
+                             "(twice --per-client, for more samples)")
     parser.add_argument("--profile-top", type=int, default=15, help="entries of the profile to print")
     parser.add_argument("--json", metavar="PATH", help="also write this run's figures to PATH")
     parser.add_argument("--combine", nargs="+", metavar="JSON",
@@ -868,11 +882,11 @@ def measure(args, kinds: list[str], extra_paths: list, extra_groups: dict | None
                 ours = Route("ours", f"{server_url}/api/v1{route}", ours_auth, ours_body)
                 result = {}
                 output = profile(server.pid, lambda: result.setdefault("sample", run_concurrent(
-                    ours, args.clients, args.per_client)), 30, work, kind)
+                    ours, args.clients, 2 * args.per_client)), 60, work, kind)
                 completed += len(result["sample"].latencies) if "sample" in result else 0
                 if output:
-                    own, total, samples = profile_top(output, args.profile_top)
-                    figures["profile"][kind] = {"own": own, "total": total, "samples": samples}
+                    own, total, samples, packages = profile_top(output, args.profile_top)
+                    figures["profile"][kind] = {"own": own, "total": total, "samples": samples, "packages": packages}
         stop(server)
         server = None
         failures += check(env, work, completed)
