@@ -217,10 +217,9 @@ class CpuMeter:
     def __init__(self, admin_url: str, database: str, groups: dict[str, int]):
         self.database, self.groups = database, groups
         engine = sa.create_engine(normalize_database_url(admin_url), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-        with engine.connect() as connection:
-            backend = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        with engine.connect() as connection:  # our backend's parent is the postmaster; read it while it lives
+            read = stat(connection.execute(sa.text("SELECT pg_backend_pid()")).scalar())
         engine.dispose()
-        read = stat(backend)
         self.postmaster = int(read[1][1]) if read and read[0] == "postgres" else None  # None: not on this machine
         self.titles: dict[int, bool] = {}  # backend pid → serves the bench database
         self.last: dict[int, int] = {}
@@ -719,7 +718,8 @@ def profile_tables(runs: list[dict]) -> None:
 
 def report(runs: list[dict], paths: list[str]) -> None:
     for run in runs:
-        print(f"run: {run['machine']}; load average {run['load'][0]:.1f} → {run['load'][1]:.1f}")
+        highest = f" (highest after a measured run {run['load'][2]:.1f})" if len(run["load"]) > 2 else ""
+        print(f"run: {run['machine']}; load average {run['load'][0]:.1f} → {run['load'][1]:.1f}{highest}")
     print()
     latency_tables(runs, paths)
     round_trip_tables(runs)
@@ -846,7 +846,7 @@ def measure(args, kinds: list[str], extra_paths: list, extra_groups: dict | None
                               f"threads; {len(api_keys)} tenant(s); {time.strftime('%Y-%m-%d %H:%M %Z')}",
                    "rows": [], "round_trips": {}, "statements": {}, "profile": {}}
         print(f"machine: {figures['machine']}; load average {load_before:.1f}", flush=True)
-        completed = 0
+        completed, highest = 0, load_before
         for kind in kinds:
             direct_body, ours_body, route = bodies()[kind]
             paths = [Route("direct", f"{sandbox_url}/v1{route}", direct_auth, direct_body),
@@ -864,6 +864,7 @@ def measure(args, kinds: list[str], extra_paths: list, extra_groups: dict | None
                     else:
                         sample = measured(meter, lambda: run_concurrent(path, args.clients, args.per_client))
                     failures += [f"{kind} {mode} {path.name}: {error}" for error in sample.errors[:3]]
+                    highest = max(highest, os.getloadavg()[0])
                     row = row_figures(kind, clients, path.name, sample)
                     figures["rows"].append(row)
                     cpu = "" if row["cpu"] is None else f"  cpu {row['cpu']:5.2f} ms"
@@ -872,7 +873,7 @@ def measure(args, kinds: list[str], extra_paths: list, extra_groups: dict | None
                           f"{row['rps']:6.0f} req/s{cpu}", flush=True)
                     if path.name == "ours":
                         completed += len(sample.latencies)
-        figures["load"] = [load_before, os.getloadavg()[0]]
+        figures["load"] = [load_before, os.getloadavg()[0], highest]
         if args.count_requests > 0:
             completed += count_round_trips(env, work, database_url, database, ours_auth, kinds, args.count_requests,
                                            figures)
