@@ -221,8 +221,9 @@ class CpuMeter:
             read = stat(connection.execute(sa.text("SELECT pg_backend_pid()")).scalar())
         engine.dispose()
         self.postmaster = int(read[1][1]) if read and read[0] == "postgres" else None  # None: not on this machine
-        self.titles: dict[int, bool] = {}  # backend pid → serves the bench database
-        self.last: dict[int, int] = {}
+        # Backends are keyed by (pid, start time): pids wrap at 32768 here, and other suites churn connections.
+        self.titles: dict[tuple[int, str], bool] = {}  # backend → serves the bench database
+        self.last: dict[tuple[int, str], int] = {}
         self.stopping = threading.Event()
         self.sampler: threading.Thread | None = None
 
@@ -232,22 +233,22 @@ class CpuMeter:
         except OSError:
             return []
 
-    def ours(self, pid: int) -> bool:
-        if pid not in self.titles:
+    def ours(self, backend: tuple[int, str]) -> bool:
+        if backend not in self.titles:
             try:
-                title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                title = Path(f"/proc/{backend[0]}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 return False
             if not title.startswith("postgres: "):  # still the postmaster's title before its startup packet
                 return False
-            self.titles[pid] = f" {self.database} " in title
-        return self.titles[pid]
+            self.titles[backend] = f" {self.database} " in title
+        return self.titles[backend]
 
-    def sample_backends(self) -> dict[int, int]:
+    def sample_backends(self) -> dict[tuple[int, str], int]:
         found = {}
         for pid in self.children():
-            if self.ours(pid) and (read := stat(pid)):
-                found[pid] = ticks(read[1])
+            if (read := stat(pid)) and self.ours(backend := (pid, read[1][19])):
+                found[backend] = ticks(read[1])
         return found
 
     def snapshot(self) -> dict:
@@ -283,7 +284,7 @@ class CpuMeter:
                     for name, pgid in self.groups.items()}
         if self.postmaster:
             final = {**self.last, **after["pg"]}
-            spent_by["pg"] = sum(spent - before["pg"].get(pid, 0) for pid, spent in final.items()) * TICK_MS
+            spent_by["pg"] = sum(spent - before["pg"].get(backend, 0) for backend, spent in final.items()) * TICK_MS
             spent_by["pg_all"] = (after["pg_all"] - before["pg_all"]) * TICK_MS
         return spent_by
 
