@@ -292,7 +292,8 @@ class CpuMeter:
         self.stopping.set()
 
 
-LOG_LINE = re.compile(r"\[(\d+)\] (?:\S*@(\S*) )?LOG:  (?:statement|execute [^:]*): (.*)")
+# With Debian's log_line_prefix '%m [%p] %q%u@%d ': "… [pid] user@database LOG:  statement: …".
+LOG_LINE = re.compile(r"(?:\[(\d+)\] )?(?:\S*@(\S*) )?LOG:  (?:statement|execute [^:]*): (.*)")
 
 
 def postgres_log(engine) -> Path | None:
@@ -313,7 +314,8 @@ class StatementLog:
     database's settings stay as they are), so every simple query and every extended-protocol execute is
     one `LOG:  statement:` / `LOG:  execute` line, BEGIN, COMMIT, ROLLBACK and pool pings included. Two
     marker statements from our own logging connection bracket the requests; the lines between them from
-    the bench database's other backends are what the requests sent."""
+    the bench database's other backends are what the requests sent. A connection that issued LISTEN (a
+    cache's invalidation listener) is not serving requests: its statements are reported apart."""
 
     OPTIONS = "-c log_statement=all"
 
@@ -324,35 +326,44 @@ class StatementLog:
         with self.engine.connect() as connection:
             self.own_pid = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar()
         self.path = postgres_log(self.engine)
+        self.opened_at = self.path.stat().st_size if self.path else 0  # before the counted server connects
 
     def marker(self, text: str) -> None:
         with self.engine.connect() as connection:
             connection.execute(sa.text(f"SELECT 'waule-bench-{text}'"))
 
-    def count(self, send, requests_sent: int) -> tuple[float, Counter]:
-        """(statements per request, Counter of statement texts) for `requests_sent` calls of send()."""
+    def count(self, send, requests_sent: int) -> tuple[float, Counter, int]:
+        """(statements per request, Counter of statement shapes, statements of LISTEN connections meanwhile)
+        for `requests_sent` calls of send()."""
         if self.path is None:
             raise RuntimeError("PostgreSQL's log file was not found (no pg_current_logfile(), no /var/log/postgresql)")
         token = uuid.uuid4().hex[:12]
-        offset = self.path.stat().st_size
         self.marker(f"start-{token}")
         for _ in range(requests_sent):
             send()
         self.marker(f"end-{token}")
         time.sleep(0.2)
         with open(self.path, "rb") as log:
-            log.seek(offset)
+            log.seek(self.opened_at)
             lines = log.read().decode(errors="replace").splitlines()
         start = next((i for i, line in enumerate(lines) if f"waule-bench-start-{token}" in line), None)
         end = next((i for i, line in enumerate(lines) if f"waule-bench-end-{token}" in line), None)
         if start is None or end is None:
             raise RuntimeError(f"the marker statements did not appear in {self.path}")
-        statements = Counter()
-        for line in lines[start + 1:end]:
+        logged = []  # (line number, pid or None, statement) of the bench database's connections
+        for number, line in enumerate(lines[:end]):
             match = LOG_LINE.search(line)
-            if match and int(match[1]) != self.own_pid and match[2] in (None, self.database):
-                statements[shorten_sql(match[3])] += 1
-        return sum(statements.values()) / requests_sent, statements
+            if match and match[2] in (None, self.database) and not (match[1] and int(match[1]) == self.own_pid):
+                logged.append((number, match[1], match[3]))
+        # Listeners connect when the server starts, before the markers: hence reading from self.opened_at.
+        listeners = {pid for _, pid, text in logged if pid and text.lstrip().upper().startswith("LISTEN")}
+        between = [(pid, text) for number, pid, text in logged if number > start]
+        statements = Counter(shorten_sql(text) for pid, text in between if pid not in listeners)
+        if not statements:
+            raise RuntimeError("no statement lines between the markers: PostgreSQL's log_line_prefix must "
+                               "carry [%p] and user@database as Debian's does, or LOG_LINE be adapted")
+        listened = sum(1 for pid, _ in between if pid in listeners)
+        return sum(statements.values()) / requests_sent, statements, listened
 
     def close(self) -> None:
         self.engine.dispose()
@@ -752,11 +763,13 @@ def count_round_trips(env: dict, work: Path, database_url: str, database: str, a
 
                 for _ in range(10):  # warm the caches, the pool and the compiled statements
                     send()
-                per_request, statements = statement_log.count(send, count)
+                per_request, statements, listened = statement_log.count(send, count)
                 made += 10 + count
                 figures["round_trips"][kind] = per_request
                 figures["statements"][kind] = [[shape, n / count] for shape, n in statements.most_common()]
-                print(f"  {kind:5} round trips {per_request:.2f} per request ({count} requests counted)", flush=True)
+                aside = f"; the LISTEN connection sent {listened} meanwhile, not counted" if listened else ""
+                print(f"  {kind:5} round trips {per_request:.2f} per request ({count} requests counted{aside})",
+                      flush=True)
     except (RuntimeError, OSError, sa.exc.SQLAlchemyError) as error:
         print(f"  round trips not counted: {error}")
     finally:
