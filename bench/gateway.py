@@ -169,7 +169,6 @@ def start_gunicorn(app: str, env: dict, log_path: Path, ready: str, workers: int
     return process, url
 
 
-
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
 
