@@ -45,6 +45,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 
 import requests
@@ -214,7 +215,8 @@ class CpuMeter:
 
     def __init__(self, admin_url: str, database: str, groups: dict[str, int]):
         self.database, self.groups = database, groups
-        engine = sa.create_engine(normalize_database_url(admin_url), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        engine = sa.create_engine(normalize_database_url(admin_url), isolation_level="AUTOCOMMIT",
+                                  poolclass=sa.NullPool)
         with engine.connect() as connection:  # our backend's parent is the postmaster; read it while it lives
             read = stat(connection.execute(sa.text("SELECT pg_backend_pid()")).scalar())
         engine.dispose()
@@ -227,7 +229,8 @@ class CpuMeter:
 
     def children(self) -> list[int]:
         try:
-            return [int(pid) for pid in Path(f"/proc/{self.postmaster}/task/{self.postmaster}/children").read_text().split()]
+            listed = Path(f"/proc/{self.postmaster}/task/{self.postmaster}/children").read_text()
+            return [int(pid) for pid in listed.split()]
         except OSError:
             return []
 
@@ -648,12 +651,18 @@ def round_trip_tables(runs: list[dict]) -> None:
     print("|---|---:|")
     for kind in kinds:
         print(f"| {kind} | {cells([run.get('round_trips', {}).get(kind) for run in runs], '.2f')} |")
-    for kind in kinds:
-        statements = runs[0].get("statements", {}).get(kind)
-        if statements:
-            print(f"\n{kind}: statements per request, from PostgreSQL's log (first run)")
-            for shape, per_request in statements:
-                print(f"  {per_request:5.2f} × {shape}")
+    for label, run in shown(runs):
+        for kind in kinds:
+            statements = run.get("statements", {}).get(kind)
+            if statements:
+                print(f"\n{kind}: statements per request, from PostgreSQL's log{label}")
+                for shape, per_request in statements:
+                    print(f"  {per_request:5.2f} × {shape}")
+
+
+def shown(runs: list[dict]) -> list[tuple[str, dict]]:
+    """The runs whose statement lists and profiles are printed: the first and, side by side, the last."""
+    return [("", runs[0])] if len(runs) == 1 else [(" (first run)", runs[0]), (" (last run)", runs[-1])]
 
 
 def targets(run: dict, kinds: list[str], clients: int) -> list[tuple[str, float | None, bool | None]]:
@@ -673,7 +682,8 @@ def targets(run: dict, kinds: list[str], clients: int) -> list[tuple[str, float 
     found = []
     if "chat" in kinds:
         found += [
-            (f"CPU per paid chat request, our processes ({clients} clients) ≤ 2.5 ms", ours_cpu, at_most(ours_cpu, 2.5)),
+            (f"CPU per paid chat request, our processes ({clients} clients) ≤ 2.5 ms", ours_cpu,
+             at_most(ours_cpu, 2.5)),
             ("… and ≤ 2× the hop's in the same run (ours ÷ hop)", ratio(ours_cpu, hop_cpu),
              at_most(ratio(ours_cpu, hop_cpu), 2.0)),
             (f"PostgreSQL backend CPU per chat request ({clients} clients) ≤ 1.0 ms", pg_cpu, at_most(pg_cpu, 1.0)),
@@ -686,7 +696,8 @@ def targets(run: dict, kinds: list[str], clients: int) -> list[tuple[str, float 
                       at_most(trips.get("image"), 3)))
     if "image" in kinds and "chat" in kinds:
         for q in ("p50", "p95"):
-            extra = None if added["image", q] is None or added["chat", q] is None else added["image", q] - added["chat", q]
+            image, chat = added["image", q], added["chat", q]
+            extra = None if image is None or chat is None else image - chat
             found.append((f"Sequential added latency, image − chat, {q} ≤ 3 ms", extra, at_most(extra, 3)))
     for kind in kinds:
         ours, hop = find(run, kind, clients, "ours"), find(run, kind, clients, "hop")
@@ -713,17 +724,20 @@ def target_table(runs: list[dict], kinds: list[str], clients: int) -> None:
 
 
 def profile_tables(runs: list[dict]) -> None:
-    for kind, found in runs[0].get("profile", {}).items():
-        samples = found["samples"] or 1
-        print(f"\nprofile of ours, {kind}: {found['samples']} py-spy samples of the thread holding the GIL "
-              f"(own: the frame was running; total: our function was on the stack)")
-        print("| own % | function | total % | our function (app/) |")
-        print("|---:|---|---:|---|")
-        for (own_frame, own_count), (total_frame, total_count) in zip(found["own"], found["total"]):
-            print(f"| {100 * own_count / samples:.1f} | `{own_frame}` | {100 * total_count / samples:.1f} | `{total_frame}` |")
-        if found.get("packages"):
-            print("\nown samples by package: " + ", ".join(f"{name} {100 * count / samples:.0f} %"
-                                                         for name, count in found["packages"]))
+    for label, run in shown(runs):
+        for kind, found in run.get("profile", {}).items():
+            samples = found["samples"] or 1
+            print(f"\nprofile of ours, {kind}{label}: {found['samples']} py-spy samples of the thread holding the GIL "
+                  f"(own: the frame was running; total: our function was on the stack)")
+            print("| own % | function | total % | our function (app/) |")
+            print("|---:|---|---:|---|")
+            for (own_frame, own_count), (total_frame, total_count) in zip_longest(found["own"], found["total"],
+                                                                                  fillvalue=("", 0)):
+                print(f"| {100 * own_count / samples:.1f} | `{own_frame}` | {100 * total_count / samples:.1f} | "
+                      f"`{total_frame}` |")
+            if found.get("packages"):
+                print("\nown samples by package: " + ", ".join(f"{name} {100 * count / samples:.0f} %"
+                                                             for name, count in found["packages"]))
 
 
 def report(runs: list[dict], paths: list[str]) -> None:
@@ -842,7 +856,8 @@ def measure(args, kinds: list[str], extra_paths: list, extra_groups: dict | None
         sandbox, sandbox_url = start_sandbox(work)
         env = server_env(database_url, sandbox_url, work)
         api_keys = prepare(env, work, max(1, args.tenants))
-        server, server_url = start_gunicorn("wsgi:app", env, work / "gunicorn.log", "/readyz", args.workers, args.threads)
+        server, server_url = start_gunicorn("wsgi:app", env, work / "gunicorn.log", "/readyz", args.workers,
+                                            args.threads)
         hop, hop_url = start_gunicorn("bench.hop:app", {"HOP_UPSTREAM": sandbox_url, "HOP_SECRET": SECRET},
                                       work / "hop.log", "/healthz", args.workers, args.threads)
         for name, starter in (extra_groups or {}).items():

@@ -69,9 +69,9 @@ def litellm_starter(command: Path, state: dict):
                     "LITELLM_TELEMETRY": "False"})
         log_path = work / "litellm.log"
         with open(log_path, "wb") as log:
-            process = subprocess.Popen([str(command), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
-                                        "--num_workers", "2"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen([str(command), "--config", str(config), "--host", "127.0.0.1",
+                                        "--port", str(port), "--num_workers", "2"],
+                                       cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         state.update(process=process, url=f"http://127.0.0.1:{port}", key=master_key)
         deadline = time.monotonic() + 120  # it imports a lot: about 25 s on this machine
         while time.monotonic() < deadline and process.poll() is None:
