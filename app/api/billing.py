@@ -17,14 +17,14 @@ from app.schemas.billing import (AccountOut, SeatsIn, SeatsOut, TransactionListO
 @endpoint("Credits: balance, held by running requests, and available", response=AccountOut, auth=AUTH,
           tags=("billing",))
 def account():
-    return jsonify(account_out(ledger.account(current_principal().tenant.id)))
+    return jsonify(account_out(ledger.account(current_principal().tenant_id)))
 
 
 @bp.get("/transactions")
 @endpoint("The tenant's ledger, newest first, cursor-paginated", query=TransactionsQuery,
           response=TransactionListOut, auth=AUTH, tags=("billing",))
 def transactions(query: TransactionsQuery):
-    page = billing.list_entries(current_principal().tenant.id, type_=query.type, date_from=query.date_from,
+    page = billing.list_entries(current_principal().tenant_id, type_=query.type, date_from=query.date_from,
                                 date_to=query.date_to, cursor=query.cursor, limit=query.limit)
     return jsonify({"object": "list", "data": [entry_out(e) for e in page.entries],
                     "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor})
@@ -36,7 +36,7 @@ def transactions(query: TransactionsQuery):
 @tenant_admin_required
 def buy_seats(body: SeatsIn):
     principal = current_principal()
-    bought = billing.purchase_seats(principal.tenant.id, body.count, principal.actor())
+    bought = billing.purchase_seats(principal.tenant_id, body.count, principal.actor())
     return jsonify(dump(SeatsOut, {**account_out(bought.account), "max_seats": bought.max_seats,
                                    "credits": bought.credits,
                                    "entry": entry_out(bought.entry) if bought.entry else None}))

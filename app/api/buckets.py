@@ -29,7 +29,7 @@ def mode_out(tenant) -> dict:
           tags=TAGS)
 @tenant_admin_required
 def show_bucket():
-    return jsonify(dump(TenantBucketOut, buckets.get_config(current_principal().tenant.id)))
+    return jsonify(dump(TenantBucketOut, buckets.get_config(current_principal().tenant_id)))
 
 
 @bp.put("/tenant/storage/bucket")
@@ -38,7 +38,7 @@ def show_bucket():
 @tenant_admin_required
 def save_bucket(body: TenantBucketIn):
     principal = current_principal()
-    return jsonify(dump(TenantBucketOut, buckets.save_config(principal.tenant.id, principal.actor(), settings(body))))
+    return jsonify(dump(TenantBucketOut, buckets.save_config(principal.tenant_id, principal.actor(), settings(body))))
 
 
 @bp.delete("/tenant/storage/bucket")
@@ -47,7 +47,7 @@ def save_bucket(body: TenantBucketIn):
 @tenant_admin_required
 def delete_bucket():
     principal = current_principal()
-    buckets.delete_config(principal.tenant.id, principal.actor())
+    buckets.delete_config(principal.tenant_id, principal.actor())
     return "", 204
 
 
@@ -57,7 +57,7 @@ def delete_bucket():
 @tenant_admin_required
 def verify_bucket(body: NothingIn):
     principal = current_principal()
-    return jsonify(dump(TenantBucketOut, buckets.verify(principal.tenant.id, principal.actor())))
+    return jsonify(dump(TenantBucketOut, buckets.verify(principal.tenant_id, principal.actor())))
 
 
 @bp.get("/tenant/storage/mode")
@@ -74,4 +74,4 @@ def show_storage_mode():
 @tenant_admin_required
 def set_storage_mode(body: StorageModeIn):
     principal = current_principal()
-    return jsonify(mode_out(buckets.set_mode(principal.tenant.id, principal.actor(), body.mode)))
+    return jsonify(mode_out(buckets.set_mode(principal.tenant_id, principal.actor(), body.mode)))

@@ -45,6 +45,8 @@ def _file_url(stored: StoredFile) -> str:
 
 
 def _files(generation: Generation) -> list[StoredFile]:
+    if generation.confirmed_files is not None:  # just stored and confirmed by this request
+        return generation.confirmed_files
     return storage.files_of([generation.id])[generation.id]
 
 
@@ -56,7 +58,7 @@ def create_images(body: ImageIn):
     params = {"model": body.model, "prompt": body.prompt, "size": body.size, "aspect_ratio": body.aspect_ratio,
               "image_size": body.image_size, "reference_images": body.reference_images,
               "max_images": body.max_images or body.n, "n": body.n}
-    params = with_uploads_resolved(current_principal().tenant.id, {k: v for k, v in params.items() if v is not None})
+    params = with_uploads_resolved(current_principal().tenant_id, {k: v for k, v in params.items() if v is not None})
     if body.run_async:
         generation = flow.run_in_background(_caller(), "image", params, idempotency_key=_idempotency_key())
         return jsonify(generation_out(generation, _files(generation), _file_url)), 202
@@ -181,7 +183,7 @@ def create_chat(body: ChatIn):
 def list_generations(query: GenerationsQuery):
     principal = current_principal()
     own = principal.user.id if principal.kind == "member" else None
-    page = queries.list_generations(principal.tenant.id, user_id=own, kind=query.kind, status=query.status,
+    page = queries.list_generations(principal.tenant_id, user_id=own, kind=query.kind, status=query.status,
                                         model=query.model, date_from=query.date_from, date_to=query.date_to,
                                         cursor=query.cursor, limit=query.limit)
     files = storage.files_of(g.id for g in page.generations)
@@ -195,7 +197,7 @@ def list_generations(query: GenerationsQuery):
 def show_generation(generation_id: str):
     principal = current_principal()
     own = principal.user.id if principal.kind == "member" else None
-    generation = queries.get_generation(principal.tenant.id, generation_id, user_id=own)
+    generation = queries.get_generation(principal.tenant_id, generation_id, user_id=own)
     return jsonify(generation_out(generation, _files(generation), _file_url))
 
 
@@ -206,7 +208,7 @@ def show_generation(generation_id: str):
 def delete_generation(generation_id: str):
     principal = current_principal()
     own = principal.user.id if principal.kind == "member" else None
-    generation = removal.remove(queries.get_generation(principal.tenant.id, generation_id, user_id=own))
+    generation = removal.remove(queries.get_generation(principal.tenant_id, generation_id, user_id=own))
     return jsonify(GenerationDeletedOut(id=str(generation.id)).model_dump(mode="json"))
 
 
@@ -214,5 +216,5 @@ def delete_generation(generation_id: str):
 @endpoint("Usage totals by day, model or member, from the daily rollups", query=UsageQuery, response=UsageOut,
           auth=AUTH, tags=("billing",))
 def usage_summary(query: UsageQuery):
-    return jsonify(usage.summary(current_principal().tenant.id, date_from=query.date_from, date_to=query.date_to,
+    return jsonify(usage.summary(current_principal().tenant_id, date_from=query.date_from, date_to=query.date_to,
                                  group_by=query.group_by))

@@ -81,7 +81,7 @@ def list_members():
 @tenant_admin_required
 def create_member(body: UserCreateIn):
     principal = current_principal()
-    user = users.create_user(principal.tenant.id, principal.actor(), **body.model_dump())
+    user = users.create_user(principal.tenant_id, principal.actor(), **body.model_dump())
     return jsonify(dump(UserOut, user)), 201
 
 
@@ -91,7 +91,7 @@ def create_member(body: UserCreateIn):
 @tenant_admin_required
 def update_member(member_id: str, body: UserUpdateIn):
     principal = current_principal()
-    user = users.update_user(principal.tenant.id, member_id, principal.actor(), body.model_dump(exclude_unset=True))
+    user = users.update_user(principal.tenant_id, member_id, principal.actor(), body.model_dump(exclude_unset=True))
     return jsonify(dump(UserOut, user))
 
 
@@ -99,7 +99,7 @@ def update_member(member_id: str, body: UserUpdateIn):
 @endpoint("List bound devices", response=DeviceListOut, auth=AUTH, errors=(403,), tags=("tenant",))
 @tenant_admin_required
 def list_devices():
-    return jsonify(dump(DeviceListOut, {"data": devices.list_devices(current_principal().tenant.id)}))
+    return jsonify(dump(DeviceListOut, {"data": devices.list_devices(current_principal().tenant_id)}))
 
 
 @bp.delete("/tenant/devices/<device_id>")
@@ -108,7 +108,7 @@ def list_devices():
 @tenant_admin_required
 def unbind_device(device_id: str):
     principal = current_principal()
-    devices.unbind_device(principal.tenant.id, device_id, principal.actor())
+    devices.unbind_device(principal.tenant_id, device_id, principal.actor())
     return "", 204
 
 
@@ -117,7 +117,7 @@ def unbind_device(device_id: str):
           errors=(403,), tags=("tenant",))
 @tenant_admin_required
 def list_keys():
-    return jsonify(dump(ApiKeyListOut, {"data": api_keys.list_keys(current_principal().tenant.id)}))
+    return jsonify(dump(ApiKeyListOut, {"data": api_keys.list_keys(current_principal().tenant_id)}))
 
 
 @bp.post("/tenant/keys")
@@ -126,7 +126,7 @@ def list_keys():
 @tenant_admin_required
 def create_key(body: ApiKeyCreateIn):
     principal = current_principal()
-    key, raw = api_keys.create_key(principal.tenant.id, principal.actor(), **body.model_dump())
+    key, raw = api_keys.create_key(principal.tenant_id, principal.actor(), **body.model_dump())
     return jsonify(dump(ApiKeyCreatedOut, {**dump(ApiKeyOut, key), "key": raw})), 201
 
 
@@ -135,4 +135,4 @@ def create_key(body: ApiKeyCreateIn):
 @tenant_admin_required
 def revoke_key(key_id: str):
     principal = current_principal()
-    return jsonify(dump(ApiKeyOut, api_keys.revoke_key(principal.tenant.id, key_id, principal.actor())))
+    return jsonify(dump(ApiKeyOut, api_keys.revoke_key(principal.tenant_id, key_id, principal.actor())))

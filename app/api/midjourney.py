@@ -61,4 +61,4 @@ def action(body: MidjourneyActionIn):
 @endpoint("A Midjourney task: its status, progress, image and buttons", response=MidjourneyTaskOut, auth=AUTH,
           errors=(404,), tags=("midjourney",))
 def show_task(task_id: str):
-    return _answer(videos.get_video(current_principal().tenant.id, task_id, user_id=own_only(), kind="midjourney"))
+    return _answer(videos.get_video(current_principal().tenant_id, task_id, user_id=own_only(), kind="midjourney"))

@@ -17,5 +17,5 @@ from app.storage import billing
           auth=AUTH, errors=(403,), tags=("tenant",))
 @tenant_admin_required
 def tenant_storage(query: TenantStorageQuery):
-    report = billing.tenant_report(current_principal().tenant.id, date_from=query.date_from, date_to=query.date_to)
+    report = billing.tenant_report(current_principal().tenant_id, date_from=query.date_from, date_to=query.date_to)
     return jsonify(storage_out(report))

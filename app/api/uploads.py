@@ -46,14 +46,14 @@ def create_upload(body: UploadIn):
 @endpoint("Complete an upload: the file is checked (size, content type, first bytes) and its URL answered",
           body=NothingIn, response=UploadOut, auth=AUTH, errors=(404,), tags=TAGS)
 def complete_upload(upload_id: str, body: NothingIn):
-    return jsonify(upload_out(uploads.complete(current_principal().tenant.id, upload_id)))
+    return jsonify(upload_out(uploads.complete(current_principal().tenant_id, upload_id)))
 
 
 @bp.get("/uploads/<upload_id>/content")
 @endpoint("A completed upload's bytes (from a cloud bucket, a 302 to a short-lived presigned URL)",
           media=tuple(uploads.MAGIC), auth=AUTH, errors=(404,), tags=TAGS)
 def upload_content(upload_id: str):
-    stored = uploads.get_upload(current_principal().tenant.id, upload_id)
+    stored = uploads.get_upload(current_principal().tenant_id, upload_id)
     if stored.status != "STORED":
         raise NotFound("This upload is not complete.", code="upload_not_found")
     return serve_stored(stored)

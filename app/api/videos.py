@@ -40,7 +40,7 @@ def _answer(generation, status: int = 200):
 
 
 def _start(params: dict, routes: tuple[str, ...] = GENERATE):
-    params = with_uploads_resolved(current_principal().tenant.id,
+    params = with_uploads_resolved(current_principal().tenant_id,
                                    {name: value for name, value in params.items() if value is not None})
     generation = flow.run_in_background(generation_caller(), "video", params, routes=routes,
                                         idempotency_key=request.headers.get("Idempotency-Key"))
@@ -102,7 +102,7 @@ def commercial_video(body: VideoCommercialIn):
 @endpoint("Videos, newest first (OpenAI's page shape): members see their own", query=VideoListQuery,
           response=VideoListOut, auth=AUTH, tags=("videos",))
 def list_videos(query: VideoListQuery):
-    page = videos.list_videos(current_principal().tenant.id, user_id=own_only(), after=query.after,
+    page = videos.list_videos(current_principal().tenant_id, user_id=own_only(), after=query.after,
                               limit=query.limit, order=query.order)
     data = [video_out(video, _url) for video in page.videos]
     return jsonify({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
@@ -113,7 +113,7 @@ def list_videos(query: VideoListQuery):
 @endpoint("One video: its status, progress, file and charge", response=VideoOut, auth=AUTH, errors=(404,),
           tags=("videos",))
 def show_video(video_id: str):
-    return _answer(videos.get_video(current_principal().tenant.id, video_id, user_id=own_only()))
+    return _answer(videos.get_video(current_principal().tenant_id, video_id, user_id=own_only()))
 
 
 @bp.get("/videos/<video_id>/content")
@@ -121,7 +121,7 @@ def show_video(video_id: str):
           "bucket, a 302 to a short-lived presigned URL of it",
           query=VideoContentQuery, media=("video/mp4", "image/jpeg"), auth=AUTH, errors=(404,), tags=("videos",))
 def video_content(video_id: str, query: VideoContentQuery):
-    video = videos.get_video(current_principal().tenant.id, video_id, user_id=own_only())
+    video = videos.get_video(current_principal().tenant_id, video_id, user_id=own_only())
     variant = "thumbnail" if query.variant == "thumbnail" else "result"
     files = storage.files_of([video.id], variant=variant)[video.id]
     if not files:
@@ -134,5 +134,5 @@ def video_content(video_id: str, query: VideoContentQuery):
 @endpoint("Cancel a running video (its hold is released) or delete a finished one (its files removed)",
           response=VideoDeletedOut, auth=AUTH, errors=(404,), tags=("videos",))
 def delete_video(video_id: str):
-    video = videos.remove(videos.get_video(current_principal().tenant.id, video_id, user_id=own_only()))
+    video = videos.remove(videos.get_video(current_principal().tenant_id, video_id, user_id=own_only()))
     return jsonify(VideoDeletedOut(id=str(video.id)).model_dump(mode="json"))

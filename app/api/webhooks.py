@@ -32,7 +32,7 @@ def delivery_page(page: deliveries.DeliveryPage) -> dict:
           errors=(403,), tags=TAGS)
 @tenant_admin_required
 def list_webhooks():
-    return jsonify(dump(WebhookEndpointListOut, {"data": endpoints.list_endpoints(current_principal().tenant.id)}))
+    return jsonify(dump(WebhookEndpointListOut, {"data": endpoints.list_endpoints(current_principal().tenant_id)}))
 
 
 @bp.post("/tenant/webhooks")
@@ -42,7 +42,7 @@ def list_webhooks():
 @tenant_admin_required
 def create_webhook(body: WebhookEndpointCreateIn):
     principal = current_principal()
-    return jsonify(with_secret(endpoints.create_endpoint(principal.tenant.id, principal.actor(),
+    return jsonify(with_secret(endpoints.create_endpoint(principal.tenant_id, principal.actor(),
                                                          **body.model_dump()))), 201
 
 
@@ -50,7 +50,7 @@ def create_webhook(body: WebhookEndpointCreateIn):
 @endpoint("Show a webhook endpoint", response=WebhookEndpointOut, auth=AUTH, errors=(403, 404), tags=TAGS)
 @tenant_admin_required
 def show_webhook(endpoint_id: str):
-    return jsonify(dump(WebhookEndpointOut, endpoints.get_endpoint(current_principal().tenant.id, endpoint_id)))
+    return jsonify(dump(WebhookEndpointOut, endpoints.get_endpoint(current_principal().tenant_id, endpoint_id)))
 
 
 @bp.patch("/tenant/webhooks/<endpoint_id>")
@@ -59,7 +59,7 @@ def show_webhook(endpoint_id: str):
 @tenant_admin_required
 def update_webhook(endpoint_id: str, body: WebhookEndpointUpdateIn):
     principal = current_principal()
-    changed = endpoints.update_endpoint(principal.tenant.id, endpoint_id, principal.actor(),
+    changed = endpoints.update_endpoint(principal.tenant_id, endpoint_id, principal.actor(),
                                         body.model_dump(exclude_unset=True))
     return jsonify(dump(WebhookEndpointOut, changed))
 
@@ -69,7 +69,7 @@ def update_webhook(endpoint_id: str, body: WebhookEndpointUpdateIn):
 @tenant_admin_required
 def delete_webhook(endpoint_id: str):
     principal = current_principal()
-    endpoints.delete_endpoint(principal.tenant.id, endpoint_id, principal.actor())
+    endpoints.delete_endpoint(principal.tenant_id, endpoint_id, principal.actor())
     return "", 204
 
 
@@ -79,7 +79,7 @@ def delete_webhook(endpoint_id: str):
 @tenant_admin_required
 def rotate_webhook_secret(endpoint_id: str, body: NothingIn):
     principal = current_principal()
-    return jsonify(with_secret(endpoints.rotate_secret(principal.tenant.id, endpoint_id, principal.actor())))
+    return jsonify(with_secret(endpoints.rotate_secret(principal.tenant_id, endpoint_id, principal.actor())))
 
 
 @bp.get("/tenant/webhooks/<endpoint_id>/deliveries")
@@ -88,7 +88,7 @@ def rotate_webhook_secret(endpoint_id: str, body: NothingIn):
 @tenant_admin_required
 def list_webhook_deliveries(endpoint_id: str, query: WebhookDeliveriesQuery):
     return jsonify(delivery_page(deliveries.list_deliveries(
-        current_principal().tenant.id, endpoint_id=endpoint_id, status=query.status, cursor=query.cursor,
+        current_principal().tenant_id, endpoint_id=endpoint_id, status=query.status, cursor=query.cursor,
         limit=query.limit)))
 
 
@@ -99,7 +99,7 @@ def list_webhook_deliveries(endpoint_id: str, query: WebhookDeliveriesQuery):
 @tenant_admin_required
 def redeliver_webhook(endpoint_id: str, delivery_id: str, body: NothingIn):
     principal = current_principal()
-    delivery = deliveries.redeliver(principal.tenant.id, endpoint_id, delivery_id, principal.actor())
+    delivery = deliveries.redeliver(principal.tenant_id, endpoint_id, delivery_id, principal.actor())
     return jsonify(dump(WebhookDeliveryOut, delivery)), 202
 
 
@@ -117,5 +117,5 @@ def show_tenant_settings():
 @tenant_admin_required
 def update_tenant_settings(body: TenantSettingsIn):
     principal = current_principal()
-    tenant = events.set_low_credits_threshold(principal.tenant.id, body.low_credits_threshold, principal.actor())
+    tenant = events.set_low_credits_threshold(principal.tenant_id, body.low_credits_threshold, principal.actor())
     return jsonify(dump(TenantSettingsOut, tenant))

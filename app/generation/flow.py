@@ -29,6 +29,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import jobs, webhooks
@@ -279,7 +280,10 @@ def finish(started: Started, answer: gateway.Answer, began: float) -> Generation
     kind = kinds.kind_of(generation.kind)
     generation.upstream_ms = int((time.monotonic() - began) * 1000)
     generation.gateway_id = answer.target.gateway_id
-    results = Results(generation, answer.target, started.route)
+    # Rows of results recorded outside the session, when the settle is expected to be one statement.
+    results = Results(generation, answer.target, started.route,
+                      one_statement=generation.hold_id is not None and generation.kind not in LONG_KINDS
+                      and phases.available())
     try:
         measured = kind.collect(generation, answer, results)
     finally:
@@ -301,12 +305,16 @@ def finish(started: Started, answer: gateway.Answer, began: float) -> Generation
         except phases.Unsettled:
             pass  # the tenant has an endpoint for it: settled below, its delivery in the same transaction
         else:
+            for row in results.detached:
+                set_committed_value(row, "status", "STORED")
+            generation.confirmed_files = [row for row in results.detached if row.variant == "result"]
             if credits and settled.low_credits_armed:
                 # After the commit, in its own transaction: a crash in between skips this one check, and
                 # the next charge makes it (available credits are still below the threshold).
                 webhooks.check_low_credits(generation.tenant_id)
             return generation
     with atomic(keep=(generation,)):
+        db.session.add_all(results.detached)  # their sizes are written with the generation
         db.session.flush()  # the compare-and-set on the status first: it decides before credits move
         if generation.hold_id is not None:
             ledger.settle(generation.hold_id, credits, _system_actor(generation),
@@ -577,8 +585,9 @@ class Results:
     # Kinds whose results can be gigabytes: spooled to disk as they arrive.
     SPOOLED = ("video",)
 
-    def __init__(self, generation: Generation, target: gateway.Target, route: str):
-        self.generation, self.route = generation, route
+    def __init__(self, generation: Generation, target: gateway.Target, route: str, *, one_statement: bool = False):
+        self.generation, self.route, self.one_statement = generation, route, one_statement
+        self.detached: list = []  # rows recorded outside the session (one_statement)
         self.data: list[bytes | Path] = []
         self.sizes: list[int] = []
         self.stored: list[tuple[uuid.UUID, int]] = []  # (file id, size) of every object written, to confirm
@@ -630,6 +639,13 @@ class Results:
     def _record(self, content_type: str, original_url: str | None, variant: str):
         generation, index = self.generation, self._count
         self._count += 1
-        return storage.record_pending(tenant_id=generation.tenant_id, generation_id=generation.id,
-                                      caller=generation.caller, index=index, content_type=content_type,
-                                      original_url=original_url, variant=variant)
+        fields = dict(tenant_id=generation.tenant_id, generation_id=generation.id, caller=generation.caller,
+                      index=index, content_type=content_type, original_url=original_url, variant=variant)
+        if not self.one_statement:
+            return storage.record_pending(**fields)  # commits the session: the UPLOADING mark shows
+        # PostgreSQL, a paid image, speech or chat: the row alone, autocommitted. The generation stays
+        # as it was loaded (UPLOADING is written with its final state), so the settle is one statement.
+        row = storage.pending_row(**fields)
+        phases.record_file(row)
+        self.detached.append(row)
+        return row

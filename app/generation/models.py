@@ -24,6 +24,10 @@ class Generation(IdMixin, TimestampMixin, Base):
         sa.Index("ix_generations_tenant_created", "tenant_id", "created_at", "id"),
         sa.Index("ix_generations_status_deadline", "status", "deadline_at"),
     )
+    # Not a column: the result files the settle statement just confirmed, in order, when this request
+    # finished the generation on PostgreSQL's one-statement path; the answer is built from them instead
+    # of reading them back. None otherwise (read them with storage.files_of).
+    confirmed_files = None
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("tenant_users.id", ondelete="SET NULL"), index=True)

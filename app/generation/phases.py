@@ -216,6 +216,18 @@ def hold(generation: Generation, credit_hold: CreditHold, *, needs_bytes: int,
         _why_not_held(credit_hold.tenant_id, credit_hold.amount, needs_bytes)
 
 
+_INSERT_FILE = sa.insert(StoredFile.__table__).returning(StoredFile.__table__.c.id)
+
+
+def record_file(stored: StoredFile) -> None:
+    """A result's PENDING row, inserted and committed on its own (one round trip) before its object is
+    written, so a crash during the write leaves the row for the sweep. The row is not added to the
+    session but left detached, as if read: the settle statement confirms it with its size, and the
+    portable settle adds it back to write the size itself."""
+    _run(_INSERT_FILE, _filled(stored, StoredFile.__table__, utcnow()), retry_safe=False)
+    make_transient_to_detached(stored)
+
+
 def _read(query):
     """A read on the failure path: in the session's transaction when one is open (a second connection
     per request could run the pool dry), else autocommitted."""

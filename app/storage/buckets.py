@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from app.core import cache
 from app.core.crypto import decrypt, encrypt
 from app.core.db import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
@@ -215,4 +216,5 @@ def set_mode(tenant_id: uuid.UUID, actor: Actor, mode: str) -> Tenant:
             audit.record(actor, "tenant.storage_mode_changed", target_type="tenant", target_id=tenant_id,
                          tenant_id=tenant_id, changes={"from": tenant.oss_mode, "to": mode})
             tenant.oss_mode = mode
+            cache.changed("storage_modes")  # where the tenant's next objects go
     return tenant

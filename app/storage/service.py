@@ -14,15 +14,18 @@ import logging
 import mimetypes
 import re
 import shutil
+import functools
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import BinaryIO
 
 import sqlalchemy as sa
 from flask import current_app
 
+from app.core import cache
 from app.core.db import utcnow
 from app.core.transaction import atomic
 from app.extensions import db
@@ -67,8 +70,19 @@ def object_key(tenant_id, caller: str, generation_id, index: int, content_type: 
 def record_pending(*, tenant_id, generation_id, caller: str, index: int, content_type: str,
                    original_url: str | None, variant: str = "result", key_id: uuid.UUID | None = None) -> StoredFile:
     """Record an object about to be written, and commit the record (with whatever else the session
-    holds), so that a crash during the write leaves a row the sweep can find. It goes where the tenant's
-    new objects go today (its own bucket in CUSTOM mode, under its path prefix), and says so."""
+    holds), so that a crash during the write leaves a row the sweep can find."""
+    stored = pending_row(tenant_id=tenant_id, generation_id=generation_id, caller=caller, index=index,
+                         content_type=content_type, original_url=original_url, variant=variant, key_id=key_id)
+    db.session.add(stored)
+    db.session.commit()
+    return stored
+
+
+def pending_row(*, tenant_id, generation_id, caller: str, index: int, content_type: str,
+                original_url: str | None, variant: str = "result", key_id: uuid.UUID | None = None) -> StoredFile:
+    """The PENDING row of an object about to be written, not yet added to the session (record_pending
+    commits it; a paid generation on PostgreSQL inserts it on an autocommitted connection). It goes where
+    the tenant's new objects go today (its own bucket in CUSTOM mode, under its path prefix), and says so."""
     backend, prefix = _target(tenant_id)
     stored = StoredFile(id=uuid.uuid4(), tenant_id=tenant_id, generation_id=generation_id, backend=backend.name,
                         bucket=backend.bucket,
@@ -76,15 +90,20 @@ def record_pending(*, tenant_id, generation_id, caller: str, index: int, content
                                                         utcnow()),
                         status="PENDING", position=index, variant=variant, content_type=content_type, size_bytes=0,
                         original_url=original_url[:ORIGINAL_URL_MAX] if original_url else None)
-    db.session.add(stored)
-    db.session.commit()
     return stored
 
 
 def _target(tenant_id) -> tuple[backends.Backend, str]:
-    tenant = db.session.get(Tenant, tenant_id)
-    backend = backends.for_tenant(tenant)
-    return backend, (buckets.prefix_of(tenant.id) if tenant.oss_mode == "CUSTOM" else "")
+    # The mode is cached (buckets.set_mode announces a switch) and read without flushing the session: a
+    # generation being stored must not be written here, half-finished, in a transaction of its own.
+    with db.session.no_autoflush:
+        mode = cache.cached("storage_modes", tenant_id, functools.partial(_read_mode, tenant_id))
+        backend = backends.for_tenant(SimpleNamespace(id=tenant_id, oss_mode=mode))
+    return backend, (buckets.prefix_of(tenant_id) if mode == "CUSTOM" else "")
+
+
+def _read_mode(tenant_id) -> str | None:
+    return db.session.scalar(sa.select(Tenant.oss_mode).where(Tenant.id == tenant_id))
 
 
 def write(stored: StoredFile, source: bytes | Path) -> None:
