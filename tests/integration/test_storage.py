@@ -272,6 +272,7 @@ def test_a_signed_url_with_a_traversal_key_is_never_served(app, client, make):
 
 def test_a_generation_whose_settle_fails_leaves_neither_object_nor_row(app, client, make, monkeypatch):
     from app.billing import ledger
+    from app.generation import phases
     from tests.conftest import key_headers
     created = make.funded_tenant()
 
@@ -279,6 +280,7 @@ def test_a_generation_whose_settle_fails_leaves_neither_object_nor_row(app, clie
         raise RuntimeError("the database went away mid-settle")
 
     monkeypatch.setattr(ledger, "settle", broken_settle)
+    monkeypatch.setattr(phases, "settle", broken_settle)  # PostgreSQL's settle is one statement of its own
     response = client.post("/api/v1/images/generations", headers=key_headers(created),
                            json={"model": "doubao-seedream-4-0-250828", "prompt": "a fox", "n": 2})
     assert response.status_code == 500
