@@ -253,7 +253,10 @@ class CpuMeter:
         return found
 
     def snapshot(self) -> dict:
-        taken = {"groups": processes(), "pg": {}, "pg_all": None}
+        with open("/proc/stat") as machine:
+            user, nice, system, _, _, irq, softirq = (int(n) for n in machine.readline().split()[1:8])
+        taken = {"groups": processes(), "pg": {}, "pg_all": None, "at": time.monotonic(),
+                 "busy": user + nice + system + irq + softirq, "client": ticks(stat(os.getpid())[1])}
         if self.postmaster:
             taken["pg"] = self.sample_backends()
             read = stat(self.postmaster)
@@ -287,6 +290,12 @@ class CpuMeter:
             final = {**self.last, **after["pg"]}
             spent_by["pg"] = sum(spent - before["pg"].get(backend, 0) for backend, spent in final.items()) * TICK_MS
             spent_by["pg_all"] = (after["pg_all"] - before["pg_all"]) * TICK_MS
+        # How busy the machine was with work other than this run's: all CPU time less our groups, the
+        # bench database's backends and this client, as CPUs on average (2 = both CPUs all the time).
+        ours = sum(spent_by[name] for name in self.groups) + spent_by.get("pg", 0) + \
+            (after["client"] - before["client"]) * TICK_MS
+        spent_by["others_cpus"] = max(0.0, (after["busy"] - before["busy"]) * TICK_MS - ours) / 1000 / \
+            (after["at"] - before["at"])
         return spent_by
 
     def close(self) -> None:
@@ -583,7 +592,8 @@ def row_figures(kind: str, clients: int, name: str, sample: Sample) -> dict:
     return {"kind": kind, "clients": clients, "path": name, "requests": len(sample.latencies),
             "p50": sample.percentile(.50), "p95": sample.percentile(.95), "rps": sample.per_second,
             "cpu": sample.cpu_per_request(OWN_GROUP[name]), "cpu_sandbox": sample.cpu_per_request("sandbox"),
-            "cpu_pg": sample.cpu_per_request("pg"), "cpu_pg_all": sample.cpu_per_request("pg_all")}
+            "cpu_pg": sample.cpu_per_request("pg"), "cpu_pg_all": sample.cpu_per_request("pg_all"),
+            "others_cpus": sample.cpu.get("others_cpus")}
 
 
 def find(run: dict, kind: str, clients: int, path: str) -> dict | None:
@@ -608,8 +618,8 @@ def latency_tables(runs: list[dict], paths: list[str]) -> None:
     first = runs[0]
     keys = list(dict.fromkeys((row["kind"], row["clients"]) for row in first["rows"]))
     print("| request | clients | path | requests | p50 ms | p95 ms | req/s | CPU ms / request: "
-          "server | sandbox | PG backends | all postgres processes |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "server | sandbox | PG backends | all postgres processes | other work, CPUs |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind, clients in keys:
         for path in paths:
             rows = [find(run, kind, clients, path) for run in runs]
@@ -617,10 +627,10 @@ def latency_tables(runs: list[dict], paths: list[str]) -> None:
                 continue
 
             def col(key, spec=".1f"):
-                return cells([row[key] if row else None for row in rows], spec)
+                return cells([row.get(key) if row else None for row in rows], spec)
             print(f"| {kind} | {clients} | {path} | {col('requests', 'd')} | {col('p50')} | {col('p95')} | "
                   f"{col('rps', '.0f')} | {col('cpu', '.2f')} | {col('cpu_sandbox', '.2f')} | {col('cpu_pg', '.2f')} | "
-                  f"{col('cpu_pg_all', '.2f')} |")
+                  f"{col('cpu_pg_all', '.2f')} | {col('others_cpus', '.2f')} |")
     print()
     others = [path for path in paths if path not in ("direct", "ours")]
     print("| request | clients | added p50 ms | added p95 ms | throughput ours ÷ direct | ours ÷ hop "
