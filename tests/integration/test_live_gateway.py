@@ -319,7 +319,8 @@ def test_another_process_switching_a_gateway_off_is_seen_within_the_cache_interv
 
 
 def test_a_dead_gateway_is_skipped_once_its_circuit_opens_then_tried_once_after_the_cool_down(app, client, acme):
-    app.config.update(GATEWAY_CIRCUIT_FAILURES=2, GATEWAY_CIRCUIT_COOLDOWN_SECONDS=1)
+    # A cool-down the six requests below cannot outlast on a loaded machine (one second could).
+    app.config.update(GATEWAY_CIRCUIT_FAILURES=2, GATEWAY_CIRCUIT_COOLDOWN_SECONDS=3)
     dead = add_gateway("dead", f"http://127.0.0.1:{free_port()}", priority=1)  # tried first; nothing listens
     for _ in range(6):
         assert chat(client, acme).status_code == 200  # the default gateway answers each one
@@ -327,7 +328,7 @@ def test_a_dead_gateway_is_skipped_once_its_circuit_opens_then_tried_once_after_
     circuit = db.session.get(GatewayCircuit, dead.base_url)
     assert circuit.failures == 2 and circuit.open_until is not None
 
-    time.sleep(1.1)  # the cool-down passes: one request tries it again, the rest keep skipping it
+    time.sleep(3.1)  # the cool-down passes: one request tries it again, the rest keep skipping it
     for _ in range(3):
         assert chat(client, acme).status_code == 200
     assert health_of(dead).error_count == 3
