@@ -455,8 +455,6 @@ def short_frame(frame: str) -> str:
     return f"{function} ({file})"
 
 
-# --- running -----------------------------------------------------------------------------------------
-
 def run_sequential(path: Route, count: int) -> Sample:
     sample = Sample()
     with requests.Session() as session:
@@ -514,8 +512,6 @@ def warm_up(path: Route, clients: int) -> None:
     run_concurrent(path, clients, 2)
     run_sequential(path, 10)
 
-
-# --- setting up ---------------------------------------------------------------------------------------
 
 def create_database(server_url: str):
     server_url = normalize_database_url(server_url)
@@ -579,7 +575,6 @@ def bodies() -> dict:
                      "/chat/completions")}
 
 
-# --- reporting ----------------------------------------------------------------------------------------
 # A run's figures are a plain dict (so --json can keep them and --combine can put runs side by side):
 # {"machine", "load", "rows": [{kind, clients, path, requests, p50, p95, rps, cpu, cpu_sandbox, cpu_pg,
 # cpu_pg_all}], "round_trips": {kind: per request}, "statements": {kind: [[shape, per request]]},

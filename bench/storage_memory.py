@@ -47,8 +47,6 @@ def vm(field: str) -> float:
     return 0.0
 
 
-# --- the parent: the servers, one worker per target ------------------------------------------------
-
 class LargeFile(BaseHTTPRequestHandler):
     size = 0
     block = MP4_HEAD + bytes(MiB - len(MP4_HEAD))
@@ -174,8 +172,6 @@ def main() -> int:
     print("(MiB; baseline: the worker's RSS after create_app and set-up, before the copy)")
     return 1 if failed else 0
 
-
-# --- the worker: a real copy, as flow.Results makes it for a video -----------------------------------
 
 def worker(target: str, url: str, size: int, s3: dict | None, work: Path) -> dict:
     from app import create_app

@@ -218,8 +218,6 @@ def is_postgres(app) -> bool:
     return db.engine.dialect.name == "postgresql"
 
 
-# --- factories --------------------------------------------------------------------------------------
-
 class Factory:
     """Builds rows through the real services, so tests start from states the app can reach."""
 

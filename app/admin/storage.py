@@ -111,8 +111,6 @@ def storage_rule_set_active(rule_id):
     return storage_page(rule_notice=notice)
 
 
-# --- a tenant's Storage section ---------------------------------------------------------------------
-
 
 @bp.get("/tenants/<tenant_id>/storage")
 def tenant_storage(tenant_id):

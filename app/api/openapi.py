@@ -87,8 +87,6 @@ def endpoint(summary: str, *, body=None, query=None, response=None, status: int 
     return decorate
 
 
-# --- OpenAPI ---------------------------------------------------------------------------------------
-
 _ERROR_SCHEMA = {
     "type": "object",
     "properties": {"error": {"type": "object", "properties": {

@@ -141,8 +141,6 @@ def purchase_seats(tenant_id: uuid.UUID, count: int, actor: Actor) -> SeatPurcha
     return SeatPurchase(ledger.account(tenant_id), max_seats, total, entry)
 
 
-# --- history ----------------------------------------------------------------------------------------
-
 @dataclass
 class Page:
     entries: list[LedgerEntry]

@@ -129,8 +129,6 @@ class Quote:
     breakdown: dict = field(default_factory=dict)
 
 
-# --- parameters -------------------------------------------------------------------------------------
-
 _LABEL_PIXELS = {"1k": 1024 * 1024, "2k": 2048 * 2048, "4k": 4096 * 4096, "480p": 854 * 480, "540p": 960 * 540,
                  "720p": 1280 * 720, "768p": 1366 * 768, "1080p": 1920 * 1080, "1440p": 2560 * 1440,
                  "2160p": 3840 * 2160}
@@ -230,8 +228,6 @@ def prompt_tokens(params: dict) -> int:
 def _ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
-
-# --- the engine ------------------------------------------------------------------------------------
 
 def _image_price(prices: PerImage, params: dict) -> tuple[int, str | None]:
     requested = params.get("image_size") or params.get("size")

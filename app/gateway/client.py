@@ -75,8 +75,6 @@ class Answer:
     elapsed_ms: int
 
 
-# --- the sessions -----------------------------------------------------------------------------------
-
 _sessions_lock = threading.Lock()
 
 
@@ -103,8 +101,6 @@ def _in_process(url: str) -> bool:
     return (current_app.config["TESTING"] and sandbox.is_mounted()
             and (urlsplit(url).hostname or "").lower() == sandbox.SANDBOX_HOST)
 
-
-# --- choosing gateways ------------------------------------------------------------------------------
 
 def default_target() -> Target | None:
     url = current_app.config.get("WAULEAPI_URL")
@@ -159,8 +155,6 @@ def targets_for(gateway_id: uuid.UUID | None) -> list[Target]:
                              code="gateway_unavailable")
     return reachable
 
-
-# --- calling ----------------------------------------------------------------------------------------
 
 def _message(response: requests.Response) -> str:
     """The gateway's error text from any of its three shapes, or the status line."""

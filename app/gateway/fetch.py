@@ -85,8 +85,6 @@ def _time_limit(kind: str) -> int:
     return current_app.config["FETCH_TIMEOUT_SECONDS_VIDEO" if kind == "video" else "FETCH_TIMEOUT_SECONDS"]
 
 
-# --- addresses --------------------------------------------------------------------------------------
-
 Origin = tuple[str, str, int]  # (scheme, host, port) as config.url_origin gives it: port filled in
 
 # The allowlist of the fetch in progress, for the connection-level check (None outside a fetch: refuse).
@@ -223,8 +221,6 @@ def allowing(allowed: frozenset[Origin]) -> Iterator[None]:
         _allowed_origins.reset(token)
 
 
-# --- content types ----------------------------------------------------------------------------------
-
 def _media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
@@ -261,8 +257,6 @@ def _finish(data: bytes, content_type: str, url: str, kind: str, *, head: bytes 
         content_type = _sniffed(data if head is None else head, kind)
     return Fetched(data, content_type, url, len(data) if size is None else size)
 
-
-# --- fetching ---------------------------------------------------------------------------------------
 
 def fetch_result(url: str, *, kind: str, session: requests.Session | None = None,
                  into: BinaryIO | None = None) -> Fetched:

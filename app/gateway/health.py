@@ -45,8 +45,6 @@ def flush_health(force: bool = False) -> int:
     return _counts.flush(force)
 
 
-# --- the circuit breaker ----------------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class Circuit:
     failures: int

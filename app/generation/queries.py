@@ -56,8 +56,6 @@ def _filtered(query, *, kind=None, status=None, model=None, date_from=None, date
     return newest_first(query, Generation, date_from=date_from, date_to=date_to, cursor=cursor)
 
 
-# --- the platform admin's view: every tenant ---------------------------------------------------------
-
 @dataclass
 class PlatformGenerationPage:
     rows: list[tuple[Generation, str]]  # each generation with its tenant's name
@@ -127,8 +125,6 @@ def generation_detail(generation_id) -> GenerationDetail:
                             db.session.get(Generation, generation.parent_id) if generation.parent_id else None,
                             children)
 
-
-# --- the worker's jobs: videos and Midjourney tasks ----------------------------------------------------
 
 JOB_ROWS = 100  # per list on the Jobs page; the counts are exact
 

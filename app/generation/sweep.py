@@ -156,8 +156,6 @@ def _target_of(generation: Generation) -> gateway.Target:
     return next((t for t in targets if t.gateway_id == generation.gateway_id), targets[0])
 
 
-# --- reconcile --------------------------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class Reconciled:
     requeued: int  # PENDING, enqueued again

@@ -141,8 +141,6 @@ def video_out(generation, url_for: Callable[[str], str]) -> dict:
     ).model_dump(mode="json")
 
 
-# --- Midjourney -------------------------------------------------------------------------------------
-
 class MidjourneyImagineIn(Body):
     prompt: str = Field(min_length=1, max_length=10_000)
     model: str = Field(default="midjourney-v7", min_length=1, max_length=120)

@@ -55,8 +55,6 @@ MAX_PRICE = 10_000_000
 MAX_LIMIT_GIB = 1_000_000_000  # an exbibyte
 
 
-# --- rules ------------------------------------------------------------------------------------------
-
 def list_rules() -> list[StorageBillingRule]:
     """The active rule first, then the newest."""
     return list(db.session.scalars(sa.select(StorageBillingRule).order_by(
@@ -186,8 +184,6 @@ def set_quota(tenant_id, quota_bytes: int | None, actor: Actor) -> Tenant:
     return update_tenant(tenant_id, actor, {"storage_quota_bytes": quota_bytes})
 
 
-# --- fees -------------------------------------------------------------------------------------------
-
 def storage_millicredits(rule: StorageBillingRule, stored_bytes: int) -> int:
     """One day of `stored_bytes` at the rule's marginal tiers, in milli-credits (rounded down)."""
     bands = ((0, rule.tier1_limit_gib, rule.tier1_price),
@@ -221,8 +217,6 @@ def day_fee(rule: StorageBillingRule, stored_bytes: int, downloaded_bytes: int, 
     traffic = storage % MILLI + traffic_millicredits(rule, downloaded_bytes)
     return DayFee(storage // MILLI, traffic // MILLI, traffic % MILLI)
 
-
-# --- the daily bill ---------------------------------------------------------------------------------
 
 @dataclass
 class BillRun:

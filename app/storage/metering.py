@@ -73,8 +73,6 @@ class CountedBody:
                 flush_downloads()
 
 
-# --- verifying the meter ----------------------------------------------------------------------------
-
 def verify(*, deep: bool = False) -> list[str]:
     """Each tenant's meter against the bytes of its stored objects; with `deep`, the objects themselves
     against each backend's listing. One line per drift (empty when everything agrees)."""
@@ -140,8 +138,6 @@ def _tenant_of(key: str) -> str:
     parts = key.split("/")
     return parts[1] if len(parts) > 2 else "?"
 
-
-# --- reports ----------------------------------------------------------------------------------------
 
 def _range(date_from: date | None, date_to: date | None) -> tuple[date, date]:
     date_to = date_to or utcnow().date()

@@ -181,8 +181,6 @@ def store_upload(*, tenant_id, caller: str, data: bytes, content_type: str) -> S
     return stored
 
 
-# --- deleting ---------------------------------------------------------------------------------------
-
 _UNMETER = (sa.update(StoredFile.__table__)
             .where(StoredFile.__table__.c.generation_id == sa.bindparam("generation"),
                    StoredFile.__table__.c.status == "STORED")
@@ -250,8 +248,6 @@ def sweep_temp_files(now: datetime | None = None) -> int:
             log.warning("could not remove the stale temporary file %s (%s)", path, error)
     return removed
 
-
-# --- reading ----------------------------------------------------------------------------------------
 
 def open_file(stored: StoredFile) -> BinaryIO:
     return backends.for_file(stored).open(stored.storage_key)

@@ -62,8 +62,6 @@ USER_AGENT = "waule-server-webhooks"
 _session = fetch.guarded_session()
 
 
-# --- emitting ---------------------------------------------------------------------------------------
-
 def _read_subscribed_events(tenant_id: uuid.UUID) -> frozenset[str]:
     return frozenset(event for events in db.session.scalars(sa.select(WebhookEndpoint.events).where(
         WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True))) for event in events)
@@ -110,8 +108,6 @@ def _enqueue(delivery_ids: list[str]) -> None:
     for delivery_id in delivery_ids:
         jobs.enqueue("webhooks.deliver", delivery_id=delivery_id)
 
-
-# --- delivering -------------------------------------------------------------------------------------
 
 @dataclass
 class _Claimed:
@@ -287,8 +283,6 @@ def retry_due(now: datetime | None = None) -> int:
     _enqueue([str(delivery_id) for delivery_id in due])
     return len(due)
 
-
-# --- reading and redelivering ----------------------------------------------------------------------
 
 def get_delivery(tenant_id: uuid.UUID, endpoint_id, delivery_id) -> WebhookDelivery:
     """A delivery of this tenant's endpoint; another endpoint's or tenant's is the same 404."""

@@ -89,8 +89,6 @@ def text_of(response) -> str:
     return response.get_data(as_text=True)
 
 
-# --- browser ---------------------------------------------------------------------------------------
-
 @pytest.fixture(scope="session")
 def chromium():
     if not os.path.exists(CHROMIUM):

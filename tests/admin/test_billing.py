@@ -56,8 +56,6 @@ def recharge_many(created, count: int, description: str = "Top-up"):
             ledger.credit(created.tenant.id, "RECHARGE", n + 1, TEST_ACTOR, description=f"{description} {n + 1}")
 
 
-# --- balance, recharge, adjustment -----------------------------------------------------------------
-
 def test_the_tenant_page_shows_the_balance_and_a_fresh_recharge_key_per_render(dashboard, acme):
     first = dashboard.get(url(acme))
     page = text_of(first)
@@ -162,8 +160,6 @@ def test_adjustments_go_both_ways_with_a_reason_never_below_zero_available(dashb
     assert ledger.account(acme.tenant.id).available == 50 and ledger.verify() == []
 
 
-# --- the ledger ------------------------------------------------------------------------------------
-
 def test_the_ledger_filters_by_type_and_date(dashboard, acme):
     billing.recharge(acme.tenant.id, 100, TEST_ACTOR)
     billing.adjust(acme.tenant.id, -10, "Correction", TEST_ACTOR)
@@ -245,8 +241,6 @@ def test_unknown_tenants_are_404_everywhere_in_billing(dashboard, make):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)) == 0
 
 
-# --- billing overview ------------------------------------------------------------------------------
-
 def overview(response) -> tuple[dict, list[tuple[str, dict]]]:
     page = text_of(response)
 
@@ -319,8 +313,6 @@ def test_the_billing_overview_refuses_a_backwards_or_malformed_period(dashboard)
     empty = dashboard.get("/admin/billing?date_from=2020-01-01&date_to=2020-01-31")
     assert empty.status_code == 200 and "No credits moved in this period." in text_of(empty)
 
-
-# --- settings --------------------------------------------------------------------------------------
 
 def test_the_seat_price_is_set_from_the_settings_page(dashboard, acme):
     page = dashboard.get("/admin/settings")

@@ -83,8 +83,6 @@ def counts(page: str) -> dict[str, int]:
     return {name: int(value) for name, value in re.findall(r'data-count="(\w+)">(\d+)<', page)}
 
 
-# --- the generations list polls its running rows ----------------------------------------------------
-
 def test_a_running_row_polls_itself_with_progress_and_stops_once_it_is_final(client, dashboard, acme):
     done = finished_video(client, acme)["id"]
     waiting = queued_video(acme)
@@ -111,8 +109,6 @@ def test_a_running_row_polls_itself_with_progress_and_stops_once_it_is_final(cli
     assert plain.status_code == 302 and plain.headers["Location"].endswith(f"/admin/generations/{waiting}")
     assert dashboard.get(f"/admin/generations/{uuid.uuid4()}/row", htmx=True).status_code == 404
 
-
-# --- the detail page ----------------------------------------------------------------------------------
 
 def test_a_video_plays_from_the_dashboard_with_range_requests_and_shows_its_thumbnail(app, client, dashboard, acme):
     video = finished_video(client, acme)
@@ -156,8 +152,6 @@ def test_a_midjourney_task_shows_its_image_buttons_and_the_actions_taken_on_it(c
     child = text_of(dashboard.get(f"/admin/generations/{acted['id']}"))
     assert "Acts on" in child and f'href="/admin/generations/{task["id"]}" data-parent' in child
 
-
-# --- the Jobs page --------------------------------------------------------------------------------------
 
 def test_the_jobs_page_shows_queued_running_stuck_and_the_days_failures_by_code(client, dashboard, acme, make, app):
     globex = make.funded_tenant("Globex", credits=1000)

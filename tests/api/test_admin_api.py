@@ -39,8 +39,6 @@ def login(client, api_key, username, password=PASSWORD, device_id="device-1"):
                                                    "password": password, "device_id": device_id})
 
 
-# --- creating and reading tenants ----------------------------------------------------------------------
-
 def test_create_tenant_shows_its_key_once_and_the_key_works(client, headers):
     body = create_tenant(client, headers, name="Acme", contact_name="Ann", contact_email="ann@acme.test",
                          max_seats=3, require_device=False, admin_username="acme-admin", admin_password=PASSWORD)
@@ -121,8 +119,6 @@ def test_list_refuses_bad_query(client, headers, query):
     assert_error(client.get(f"/admin/api/tenants?{query}", headers=headers), 400)
 
 
-# --- authentication ------------------------------------------------------------------------------------
-
 @pytest.mark.parametrize("authorization", [
     None, "", "Bearer", "Bearer ", "Bearer not-a-token", "Basic b3BzOnBhc3N3b3Jk",
     "Bearer wa_pat_" + "A" * 40,  # well formed, never issued
@@ -169,8 +165,6 @@ def test_token_of_a_deactivated_admin_gets_401_even_after_reactivation(client, a
     assert_error(client.get("/admin/api/tenants", headers=bearer(raw)), 401, "invalid_admin_token")
 
 
-# --- not found -------------------------------------------------------------------------------------------
-
 @pytest.mark.parametrize("tenant_id", [str(uuid.uuid4()), "not-a-uuid", "1"])
 def test_unknown_or_malformed_tenant_id_is_404_on_every_route(client, headers, tenant_id):
     some_id = uuid.uuid4()
@@ -215,8 +209,6 @@ def test_another_tenants_member_key_and_device_are_404(client, headers, make):
     assert acme_members["data"][0]["is_active"] is True
     assert len(client.get(f"/admin/api/tenants/{acme.tenant.id}/devices", headers=headers).get_json()["data"]) == 1
 
-
-# --- validation --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("body, param, words", [
     ({"name": "Acme", "bogus": 1}, "bogus", "Unknown field"),
@@ -281,8 +273,6 @@ def test_update_member_refuses_bad_bodies(client, headers, make, body):
     assert_error(response, 400)
     assert client.get("/api/v1/me", headers=token).status_code == 200  # still active, same password
 
-
-# --- members, seats and devices ---------------------------------------------------------------------
 
 def test_members_are_added_listed_and_changed(client, headers, make):
     acme = make.tenant(name="Acme", max_seats=2)
@@ -352,8 +342,6 @@ def test_unbinding_a_device_lets_its_user_log_in_from_a_new_one(client, headers,
                  404, "device_not_found")
 
 
-# --- keys and deactivation ---------------------------------------------------------------------------
-
 def test_keys_are_created_shown_once_listed_and_revoked(client, headers, make):
     acme = make.tenant()
     keys = f"/admin/api/tenants/{acme.tenant.id}/keys"
@@ -403,8 +391,6 @@ def test_deactivating_a_tenant_locks_out_its_keys_and_members_at_once(client, he
     client.patch(f"/admin/api/tenants/{acme.tenant.id}", headers=headers, json={"is_active": True})
     assert me_works(client, acme.api_key_plaintext)
 
-
-# --- audit ---------------------------------------------------------------------------------------------
 
 def test_changes_are_audited_with_actor_and_ip_and_no_secrets(client, admin, make):
     _token, raw_token = admins.issue_token(admin, TEST_ACTOR)

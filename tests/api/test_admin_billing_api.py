@@ -58,8 +58,6 @@ def balance(created) -> ledger.Account:
     return ledger.account(created.tenant.id)
 
 
-# --- recharge ----------------------------------------------------------------------------------------
-
 def test_recharge_adds_credits_and_answers_with_the_account_and_entry(client, headers, acme):
     response = recharge(client, headers, acme, {"amount": 5000, "description": "Invoice 2024-001"})
     assert response.status_code == 201, response.get_json()
@@ -202,8 +200,6 @@ def test_the_admin_reads_a_tenants_ledger(client, headers, acme):
     assert [e["amount"] for e in rest["data"]] == [10] and rest["has_more"] is False
 
 
-# --- adjustments -------------------------------------------------------------------------------------
-
 def test_adjust_up_and_down_with_a_reason(client, headers, acme):
     recharge(client, headers, acme, {"amount": 100})
     up = adjust(client, headers, acme, {"amount": 25, "reason": "goodwill"})
@@ -245,8 +241,6 @@ def test_an_adjustment_never_takes_more_than_is_available(client, headers, acme)
     assert balance(acme) == ledger.Account(30, 30)
     assert ledger.verify() == []
 
-
-# --- models and prices -------------------------------------------------------------------------------
 
 def admin_models(client, headers) -> dict:
     response = client.get("/admin/api/models", headers=headers)
@@ -332,8 +326,6 @@ def test_seat_price_is_validated(client, headers):
     assert billing.seat_price() == 7
     assert [a.changes["credits"][1] for a in audits("settings.seat_price")] == [7]
 
-
-# --- concurrency -------------------------------------------------------------------------------------
 
 def test_concurrent_duplicates_of_one_recharge_charge_once(app, make, acme, is_postgres):
     require_postgres(is_postgres)

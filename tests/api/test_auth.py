@@ -83,8 +83,6 @@ def test_me_without_credentials_is_401(client):
     assert_error(client.get("/api/v1/me"), 401, "missing_credentials")
 
 
-# --- devices ---------------------------------------------------------------------------------------
-
 def test_device_binding_lifecycle(client, make):
     acme = make.tenant(admin_username="boss", admin_password=PASSWORD)
     admin = make.auth(acme, acme.admin, device_id="admin-laptop")
@@ -122,8 +120,6 @@ def test_tenant_without_device_requirement_needs_no_device(client, make):
     assert login(client, acme, "alice", device_id="b").status_code == 200
 
 
-# --- API key problems at login and on requests -------------------------------------------------------
-
 def _expire(key_id):
     db.session.execute(sa.update(ApiKey).where(ApiKey.id == key_id).values(expires_at=utcnow() - timedelta(minutes=1)))
     db.session.commit()
@@ -152,8 +148,6 @@ def test_bad_api_key_is_401_at_login_and_on_requests(client, make, problem):
     assert_error(client.get("/api/v1/me", headers=bearer(raw)), 401, code)
     assert_error(client.get("/api/v1/me", headers={"X-API-Key": raw}), 401, code)
 
-
-# --- throttling --------------------------------------------------------------------------------------
 
 @pytest.fixture
 def strict_app(app, test_env, tmp_path):
@@ -222,8 +216,6 @@ def test_a_correct_login_below_the_limit_works_and_resets_the_account_count(stri
             assert_error(login(client, acme, "alice", "wrong-password", device_id="d", **_from(f"10.1.{n}.1")), 401)
         assert login(client, acme, "alice", device_id="d", **_from("10.1.9.1")).status_code == 200
 
-
-# --- refresh and logout -----------------------------------------------------------------------------
 
 def _refresh(client, token):
     return client.post("/api/v1/auth/refresh", json={"refresh_token": token})
@@ -294,8 +286,6 @@ def test_logout_without_a_session_is_401(client, make):
     assert client.get("/api/v1/me", headers=key_headers(acme)).status_code == 200
 
 
-# --- invalidation at once ---------------------------------------------------------------------------
-
 def _logged_in_member(make):
     acme = make.tenant(admin_username="boss", admin_password=PASSWORD)
     alice = make.user(acme, "alice")
@@ -332,8 +322,6 @@ def test_deactivating_the_tenant_ends_every_session_and_key(client, make):
     assert client.get("/api/v1/me", headers=key_headers(acme)).status_code == 200
     assert client.get("/api/v1/me", headers=make.auth(acme, alice)).status_code == 200
 
-
-# --- JWT problems -----------------------------------------------------------------------------------
 
 def test_expired_access_token_is_401(client, make):
     acme = make.tenant()

@@ -52,8 +52,6 @@ def estimate(client, headers, **body):
     return client.post("/api/v1/billing/estimate", json=body, headers=headers)
 
 
-# --- the catalog -------------------------------------------------------------------------------------
-
 def test_models_are_listed_in_openai_shape_with_capabilities_and_pricing(client, acme, catalog_seeded):
     response = client.get("/api/v1/models", headers=key_headers(acme))
     body = response.get_json()
@@ -101,8 +99,6 @@ def test_an_unknown_model_is_404(client, acme, catalog_seeded):
     error = assert_error(estimate(client, key_headers(acme), model="dall-e-9"), 404, "model_not_found")
     assert error["param"] == "model"
 
-
-# --- estimates ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("body", "credits", "breakdown"), [
     ({"model": "doubao-seedream-4-0-250828", "n": 3, "image_size": "4K"}, 120,
@@ -168,8 +164,6 @@ def test_estimate_for_a_member_matches_the_key(client, acme, member_headers, cat
     assert estimate(client, member_headers, **body).get_json() == estimate(client, key_headers(acme), **body).get_json()
 
 
-# --- account -----------------------------------------------------------------------------------------
-
 def account(client, headers):
     response = client.get("/api/v1/account", headers=headers)
     assert response.status_code == 200, response.get_json()
@@ -192,8 +186,6 @@ def test_account_follows_recharges_holds_and_settlement(client, acme, member_hea
     assert account(client, member_headers) == {"balance": 650, "held": 30, "available": 620}
     assert ledger.verify() == []
 
-
-# --- transactions ------------------------------------------------------------------------------------
 
 def transactions(client, headers, **query):
     response = client.get("/api/v1/transactions", query_string=query, headers=headers)
@@ -317,8 +309,6 @@ def test_a_tenant_never_sees_another_tenants_entries(client, make, acme):
     assert account(client, key_headers(other)) == {"balance": 0, "held": 0, "available": 0}
     assert ledger.verify() == []
 
-
-# --- seats -------------------------------------------------------------------------------------------
 
 def buy_seats(client, headers, count):
     return client.post("/api/v1/tenant/seats", json={"count": count}, headers=headers)

@@ -218,8 +218,6 @@ def test_swagger_ui_renders_every_operation_in_a_real_browser(live_server, docum
     assert not elsewhere, f"the docs page reached outside the server: {elsewhere}"
 
 
-# --- every answer documented, and answers that match their documents --------------------------------
-
 def _operations(document):
     for path, item in document["paths"].items():
         for method, operation in item.items():
@@ -297,8 +295,6 @@ def test_real_answers_match_their_documented_schemas(client, make, document):
                          json={"model": "speech-2.6-hd", "input": "hello", "response_format": "mp3"})
     assert speech.mimetype in document["paths"]["/api/v1/audio/speech"]["post"]["responses"]["200"]["content"]
 
-
-# --- the admin API's document ---------------------------------------------------------------------------
 
 ADMIN_NOT_DOCUMENTED = {"/admin/api/openapi.json"}
 

@@ -38,8 +38,6 @@ def _admin_key(client, admin, scopes=("admin",)) -> str:
     return response.get_json()["key"]
 
 
-# --- who may use the tenant-admin API -------------------------------------------------------------------
-
 @pytest.mark.parametrize("path", [MEMBERS, DEVICES, KEYS])
 def test_tenant_admin_jwt_and_admin_key_may_list(client, admin, path):
     key = _admin_key(client, admin)
@@ -72,8 +70,6 @@ def test_member_cannot_patch_or_unbind(client, make, acme):
     assert_error(client.delete(f"{KEYS}/{acme.api_key.id}", headers=headers), 403, "tenant_admin_required")
     assert client.get("/api/v1/me", headers=key_headers(acme)).status_code == 200
 
-
-# --- members --------------------------------------------------------------------------------------------
 
 def test_list_members_shows_seats(client, make, acme, admin):
     make.user(acme, "alice", nickname="Alice")
@@ -182,8 +178,6 @@ def test_patch_unknown_or_malformed_member_id_is_404(client, acme, admin):
         assert_error(client.patch(f"{MEMBERS}/{member_id}", json={"nickname": "x"}, headers=admin), 404)
 
 
-# --- seats ----------------------------------------------------------------------------------------------
-
 def test_seat_limit_on_create_and_on_reactivation(client, make, acme, admin):
     first = client.post(MEMBERS, json={"username": "mem1", "password": PASSWORD}, headers=admin).get_json()
     for name in ("mem2", "mem3"):
@@ -219,8 +213,6 @@ def test_deactivating_an_admin_frees_no_seat_and_reactivating_takes_none(client,
     assert client.get(MEMBERS, headers=admin).get_json()["seats_used"] == 3
 
 
-# --- devices --------------------------------------------------------------------------------------------
-
 def test_devices_list_and_unbind(client, make, acme, admin):
     alice = make.user(acme, "alice")
     make.login(acme, alice, device_id="alice-phone")
@@ -254,8 +246,6 @@ def test_admin_key_can_unbind(client, make, acme, admin):
     device = [d for d in client.get(DEVICES, headers=bearer(key)).get_json()["data"] if d["user_id"] == str(alice.id)]
     assert client.delete(f"{DEVICES}/{device[0]['id']}", headers=bearer(key)).status_code == 204
 
-
-# --- keys -----------------------------------------------------------------------------------------------
 
 def test_create_key_shows_it_once_and_never_in_the_list(client, acme, admin):
     response = client.post(KEYS, json={"name": "ci", "mode": "test", "scopes": ["generate", "admin"]}, headers=admin)

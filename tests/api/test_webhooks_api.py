@@ -117,8 +117,6 @@ def test_the_low_credits_threshold_is_a_tenant_setting(client, admin, acme):
     assert response.get_json() == {"low_credits_threshold": None}
 
 
-# --- tenant isolation --------------------------------------------------------------------------------
-
 @pytest.fixture
 def acme_endpoint(acme):
     shown = endpoints.create_endpoint(acme.tenant.id, TEST_ACTOR, url=URL, events=["credits.low"])
@@ -170,8 +168,6 @@ def test_a_delivery_still_waiting_is_not_redelivered(client, admin, acme_endpoin
     response = client.post(f"{WEBHOOKS}/{acme_endpoint}/deliveries/{acme_delivery}/redeliver", headers=admin)
     assert_error(response, 409, "webhook_delivery_pending")
 
-
-# --- the platform admin's JSON API ---------------------------------------------------------------------
 
 def test_the_admin_api_manages_a_tenants_webhooks_and_threshold(client, make, acme, acme_endpoint, acme_delivery):
     headers = make.admin_token_headers()

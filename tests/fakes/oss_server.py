@@ -98,8 +98,6 @@ class FakeOss:
         self.buckets[name] = {}
         return name
 
-    # --- signatures -------------------------------------------------------------------------------
-
     def _signature(self, secret: str, verb: str, headers: dict, date: str, resource: str) -> str:
         lower = {name.lower(): value for name, value in headers.items()}
         oss_headers = "".join(f"{name}:{lower[name]}\n" for name in sorted(n for n in lower if n.startswith("x-oss-")))
@@ -137,8 +135,6 @@ class FakeOss:
         expected = self._signature(self._secret(key_id), verb, headers, date, resource)
         if not hmac.compare_digest(expected, signature):
             raise OssError(403, "SignatureDoesNotMatch", "The request signature we calculated does not match.")
-
-    # --- the API ----------------------------------------------------------------------------------
 
     def handle(self, verb: str, target: str, headers: dict, body: bytes):
         split = urlsplit(target)

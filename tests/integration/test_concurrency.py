@@ -108,8 +108,6 @@ def test_concurrent_refreshes_with_one_token_let_at_most_one_through(app, make, 
             assert me.status_code == 401
 
 
-# --- sign-in throttling -------------------------------------------------------------------------------
-
 PER_ACCOUNT = 3
 PER_IP = 5
 

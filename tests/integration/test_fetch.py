@@ -199,8 +199,6 @@ def refused(url: str, kind: str = "image", **kwargs) -> ResultRefused:
     return error
 
 
-# --- the happy path -----------------------------------------------------------------------------------
-
 def test_an_image_from_an_allowlisted_host_is_copied(trusted, result_host):
     fetched = fetch_result(f"{result_host.base}/image.png", kind="image")
     assert fetched.data == PNG
@@ -217,8 +215,6 @@ def test_octet_stream_audio_is_accepted_and_typed_from_its_bytes(trusted, result
     assert fetched.data == WAV
     assert fetched.content_type == "audio/wav"
 
-
-# --- internal addresses -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("template", [
     "{base}/image.png",                                  # 127.0.0.1 itself
@@ -304,8 +300,6 @@ def test_an_unresolvable_host_is_refused(guarded):
     assert "does not resolve" in refused("http://no-such-host.invalid/image.png").message
 
 
-# --- the allowlist ------------------------------------------------------------------------------------
-
 def test_an_active_gateways_origin_is_allowlisted_automatically(guarded, result_host):
     url = f"{result_host.base}/image.png"
     refused(url)
@@ -385,8 +379,6 @@ def test_the_in_process_sandbox_session_is_used_only_for_sandbox_hops(trusted, r
     assert "Authorization" not in result_host.seen[0]["headers"]
 
 
-# --- size, time, type, status ---------------------------------------------------------------------------
-
 def test_results_over_the_size_cap_are_refused(trusted, result_host):
     trusted.config["FETCH_MAX_BYTES"] = 4096
     assert len(fetch_result(f"{result_host.base}/exact", kind="image").data) == 4096
@@ -440,8 +432,6 @@ def test_an_unknown_kind_is_a_programming_error(trusted):
         fetch_result("https://cdn.example.com/a.txt", kind="chat")
 
 
-# --- data: URIs ----------------------------------------------------------------------------------------
-
 def data_uri(content_type: str, data: bytes) -> str:
     return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
 
@@ -463,8 +453,6 @@ def test_data_uris_get_the_same_checks(guarded):
     assert "base64" in refused("data:image/png,rawbytes").message
     assert len(fetch_result(data_uri("image/png", b"\x00" * 4096), kind="image").data) == 4096
 
-
-# --- configuration -------------------------------------------------------------------------------------
 
 def test_fetch_settings_are_parsed_strictly(tmp_path):
     config = load_config({**ENV, "FETCH_ALLOWLIST": " CDN.example.com, [::1] ,http://10.0.0.5:8080,"

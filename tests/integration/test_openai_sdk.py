@@ -133,8 +133,6 @@ def test_a_retried_request_with_its_idempotency_key_is_charged_once(oai, acme):
     assert credits(acme) == (980, 0)
 
 
-# --- tools and structured output (what LangChain's bind_tools / with_structured_output send) ---------
-
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"},
@@ -216,8 +214,6 @@ def test_a_stream_the_gateway_breaks_off_raises_in_the_sdk_and_charges_nothing(o
     assert credits(acme) == (1000, 0)
 
 
-# --- errors: the SDK raises the exception a client branches on --------------------------------------
-
 def test_insufficient_credits_is_a_402_status_error(live_server, make):
     catalog.seed_catalog(TEST_ACTOR)
     poor = make.tenant("Poor")
@@ -266,8 +262,6 @@ def test_gateway_failures_map_to_sdk_exceptions_and_charge_nothing(oai, acme, ma
     assert credits(acme) == (1000, 0)
 
 
-# --- models: what the SDK's models.list and models.retrieve give ------------------------------------
-
 def test_every_model_has_its_creation_time_as_unix_seconds(oai):
     models = list(oai.models.list())
     assert models and all(isinstance(model.created, int) and model.created > 0 for model in models)
@@ -281,8 +275,6 @@ def test_models_retrieve_answers_one_model_and_404_for_an_unknown_one(oai):
         oai.models.retrieve("no-such-model")
     assert raised.value.code == "model_not_found"
 
-
-# --- sizes and what an answer cost -------------------------------------------------------------------
 
 def test_an_openai_size_is_drawn_in_its_shape_and_the_answer_says_what_it_cost(oai, acme):
     result = oai.images.generate(model=IMAGE, prompt="a wide fox", size="1792x1024")

@@ -45,8 +45,6 @@ def store(created, generation, index: int = 0, data: bytes = PNG, content_type: 
     return stored
 
 
-# --- the local backend ---------------------------------------------------------------------------------
-
 def test_local_storage_round_trip(tmp_path):
     backend = LocalStorage(tmp_path / "storage")
     backend.put("tenants/t1/api/2025/01/g-0.png", PNG, "image/png")
@@ -100,8 +98,6 @@ def test_object_keys_follow_the_tenant_caller_month_layout():
     with pytest.raises(ValueError):
         storage.object_key("../../etc", "api", generation_id, 0, "image/png", when)
 
-
-# --- storing results -----------------------------------------------------------------------------------
 
 def test_store_result_writes_the_object_records_it_and_meters_it_exactly(app, make):
     created = make.tenant()
@@ -159,8 +155,6 @@ def test_a_very_long_vendor_url_is_kept_truncated(app, make):
                                     original_url="https://cdn.example/" + "x" * 5000)
     assert len(stored.original_url) == 2000
 
-
-# --- signed URLs over HTTP -----------------------------------------------------------------------------
 
 def test_a_signed_url_serves_the_bytes_with_their_type(app, client, make):
     created = make.tenant()
@@ -267,8 +261,6 @@ def test_a_signed_url_with_a_traversal_key_is_never_served(app, client, make):
     assert response.status_code in (403, 404)
     assert response.data != PNG
 
-
-# --- nothing stored is unaccounted for -----------------------------------------------------------------
 
 def test_a_generation_whose_settle_fails_leaves_neither_object_nor_row(app, client, make, monkeypatch):
     from app.billing import ledger

@@ -320,8 +320,6 @@ def test_two_bills_of_the_same_day_in_parallel_charge_once(app, make, runner, is
     ledger_is_clean(runner)
 
 
-# --- the meter: verify, purge ------------------------------------------------------------------------------
-
 def test_storage_verify_reports_drift_in_the_meter_and_the_objects(app, client, make, runner):
     acme = make.funded_tenant("Acme", credits=1000)
     response = client.post("/api/v1/images/generations", headers=key_headers(acme), json=IMAGE)

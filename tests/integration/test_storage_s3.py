@@ -154,8 +154,6 @@ def test_a_bucket_endpoint_on_a_private_address_is_refused_unless_allowlisted(ap
     assert exists(s3_server, bucket, "tenants/t/api/2026/01/g-4.png")
 
 
-# --- end to end, through the API --------------------------------------------------------------------
-
 def test_a_generation_is_stored_in_the_bucket_and_its_url_redirects_to_a_presigned_one(client, make, on_s3,
                                                                                       s3_server, bucket):
     created = make.funded_tenant()

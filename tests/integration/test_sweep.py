@@ -84,8 +84,6 @@ def expire(runner, *args) -> str:
     return result.output
 
 
-# --- after a crash ------------------------------------------------------------------------------------
-
 def test_after_a_crash_holds_expire_fails_the_stuck_generation_and_a_retry_with_its_key_runs_again(
         runner, client, acme):
     headers = {**key_headers(acme), "Idempotency-Key": "order-7"}
@@ -205,8 +203,6 @@ def test_a_hold_without_a_generation_simply_expires(runner, acme):
     assert db.session.get(CreditHold, hold.id, populate_existing=True).status == "EXPIRED"
     assert ledger.verify() == []
 
-
-# --- a worker still running: PostgreSQL -----------------------------------------------------------------
 
 def _in_thread(app, work):
     box = {}

@@ -35,8 +35,6 @@ def acme(make):
     return make.tenant("Acme")
 
 
-# --- catalog seed ------------------------------------------------------------------------------------
-
 def test_catalog_seed_adds_the_contracts_models_once(runner):
     first = ok(runner.invoke(args=["catalog", "seed"]))
     assert f"Added {len(MODELS)} model(s)." in first.output and "midjourney-v7" in first.output
@@ -58,8 +56,6 @@ def test_catalog_seed_keeps_an_operators_prices_and_restores_a_deleted_model(run
     model, rule = catalog.get_model(sora.id)
     assert rule.prices["credits"] == 99 and model.is_active is False
 
-
-# --- ledger verify -----------------------------------------------------------------------------------
 
 def test_ledger_verify_passes_on_a_clean_ledger(runner, acme):
     billing.recharge(acme.tenant.id, 100, TEST_ACTOR)
@@ -111,8 +107,6 @@ def test_ledger_verify_fails_on_a_hold_charged_twice(runner, acme):
     assert "Acme" not in result.output
 
 
-# --- holds expire ------------------------------------------------------------------------------------
-
 def test_holds_expire_releases_holds_past_their_expiry_only(runner, acme):
     billing.recharge(acme.tenant.id, 100, TEST_ACTOR)
     with atomic():
@@ -136,8 +130,6 @@ def test_holds_expire_gets_through_a_large_backlog_in_one_run(runner, acme):
     assert ledger.account(acme.tenant.id).held == 0
     assert ledger.verify() == []
 
-
-# --- credits recharge --------------------------------------------------------------------------------
 
 def test_credits_recharge_adds_credits_as_the_cli(runner, acme):
     result = ok(runner.invoke(args=["credits", "recharge", str(acme.tenant.id), "100"]))
@@ -168,8 +160,6 @@ def test_credits_recharge_refuses_a_non_number(runner, acme):
     result = runner.invoke(args=["credits", "recharge", str(acme.tenant.id), "ten"])
     assert result.exit_code == 2 and "ten" in result.output
 
-
-# --- idempotency purge -------------------------------------------------------------------------------
 
 def test_idempotency_purge_deletes_only_expired_keys(runner, acme):
     billing.recharge(acme.tenant.id, 10, TEST_ACTOR, idempotency_key="old")
