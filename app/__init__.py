@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.core import cache, counters
 from app.core.db import use_wal
 from app.core.errors import DomainError
-from app.extensions import csrf, db, jwt, login_manager, migrate
+from app.extensions import csrf, db, jwt, login_manager
 from config import load_config
 
 
@@ -38,8 +38,6 @@ def create_app(overrides: dict | None = None) -> Flask:
     cache.init_app(app)
     with app.app_context():
         use_wal(db.engine)
-    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"),
-                     render_as_batch=True, compare_type=True)
     jwt.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)

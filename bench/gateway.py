@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 from app import create_app  # noqa: E402
 from app.billing import accounts as billing
 from app.billing import ledger
+from app.cli import migrations
 from app.catalog import service as catalog
 from app.extensions import db  # noqa: E402
 from app.identity import tenants
@@ -540,6 +541,7 @@ def prepare(env: dict, work: Path, count: int) -> list[str]:
     """Migrate, seed the catalog and `count` funded tenants; returns their live API keys."""
     from flask_migrate import upgrade
     app = create_app({**load_config(env=env, instance_path=work / "instance"), "SKIP_ENV_CONFIG": True})
+    migrations.bind(app)
     with app.app_context():
         upgrade()
         catalog.seed_catalog(BENCH)

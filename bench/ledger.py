@@ -42,6 +42,7 @@ from app import create_app  # noqa: E402
 from app.billing import accounts as billing  # noqa: E402
 from app.billing import ledger  # noqa: E402
 from app.billing.models import CreditHold  # noqa: E402
+from app.cli import migrations  # noqa: E402
 from app.core.db import utcnow  # noqa: E402
 from app.core.transaction import atomic  # noqa: E402
 from app.extensions import db  # noqa: E402
@@ -264,6 +265,7 @@ def main(argv=None) -> int:
     results, problems, counted_ok, server = [], [], True, "?"
     try:
         app = make_app(url, pool_size=2)
+        migrations.bind(app)
         with app.app_context():
             from flask_migrate import upgrade
             upgrade()

@@ -73,12 +73,15 @@ def migrate(database: Path) -> None:
     from flask_migrate import upgrade
 
     from app import create_app
+    from app.cli import migrations
     from app.extensions import db
     from config import generate_secrets, load_config
     config = load_config(env={**generate_secrets(), "WAULE_ENV": "test", "DATABASE_URL": f"sqlite:///{database}"},
                          instance_path=database.parent / "instance")
     config["SKIP_ENV_CONFIG"] = True
-    with create_app(config).app_context():
+    app = create_app(config)
+    migrations.bind(app)
+    with app.app_context():
         upgrade()
         db.engine.dispose()
 

@@ -150,7 +150,10 @@ def make_app(test_env: dict, instance_path, **overrides):
 def migrated(test_env, tmp_path_factory):
     """Apply the real migrations once per run: the schema under test is the one we ship."""
     from flask_migrate import upgrade
+
+    from app.cli import migrations
     app = make_app(test_env, tmp_path_factory.mktemp("instance"))
+    migrations.bind(app)
     with app.app_context():
         upgrade()
         db.engine.dispose()
