@@ -10,11 +10,11 @@ Objects are keyed `tenants/{tenant}/{member id | api}/{yyyy}/{mm}/{generation}-{
 """
 from __future__ import annotations
 
+import functools
 import logging
 import mimetypes
 import re
 import shutil
-import functools
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
