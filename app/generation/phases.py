@@ -27,7 +27,6 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -246,9 +245,8 @@ def _why_not_held(tenant_id: uuid.UUID, amount: int, needs_bytes: int):
                 .where(_tenants.c.id == tenant_id))
     if row is None:
         raise NotFound("No such tenant.", code="tenant_not_found")
-    tenant = SimpleNamespace(id=tenant_id, **row._mapping)
-    quota.ensure_no_fees_owed(tenant)
-    quota.ensure_room(tenant, needs_bytes)
+    quota.ensure_no_fees_owed(row)
+    quota.refuse_beyond(row.storage_quota_bytes, row.storage_used_bytes, needs_bytes)
     raise InsufficientCredits(f"Not enough credits: this needs {amount}.")
 
 

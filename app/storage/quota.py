@@ -46,7 +46,13 @@ def ensure_room(tenant, size_bytes: int) -> None:
     if size_bytes <= 0 or tenant.storage_quota_bytes is None:
         return
     quota, used = db.session.execute(_QUOTA_AND_USE, {"tenant_id": tenant.id}).one()
-    if quota is not None and used + size_bytes > quota:
+    refuse_beyond(quota, used, size_bytes)
+
+
+def refuse_beyond(quota: int | None, used: int, size_bytes: int) -> None:
+    """413 when `size_bytes` more than `used` would pass `quota` (None: no quota), for a caller that has
+    read both already."""
+    if quota is not None and size_bytes > 0 and used + size_bytes > quota:
         raise StorageQuotaExceeded(f"Storing this needs about {human_size(size_bytes)}, but the tenant uses "
                                    f"{human_size(used)} of its {human_size(quota)} storage quota. Delete results or "
                                    "ask for a larger quota.")

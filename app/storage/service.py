@@ -19,7 +19,6 @@ import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import BinaryIO
 
 import sqlalchemy as sa
@@ -98,7 +97,7 @@ def _target(tenant_id) -> tuple[backends.Backend, str]:
     # generation being stored must not be written here, half-finished, in a transaction of its own.
     with db.session.no_autoflush:
         mode = cache.cached("storage_modes", tenant_id, functools.partial(_read_mode, tenant_id))
-        backend = backends.for_tenant(SimpleNamespace(id=tenant_id, oss_mode=mode))
+        backend = backends.for_tenant(tenant_id, mode)
     return backend, (buckets.prefix_of(tenant_id) if mode == "CUSTOM" else "")
 
 

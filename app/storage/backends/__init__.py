@@ -134,13 +134,13 @@ def platform() -> Backend:
     return cloud(config) if config is not None else LocalStorage(current_app.config["STORAGE_DIR"])
 
 
-def for_tenant(tenant) -> Backend:
+def for_tenant(tenant_id: uuid.UUID, oss_mode: str) -> Backend:
     """Where a tenant's new objects go: its own bucket in CUSTOM mode (verified, or the write fails: never
     silently the platform's), else the platform's."""
-    if tenant.oss_mode != "CUSTOM":
+    if oss_mode != "CUSTOM":
         return platform()
     from app.storage import buckets
-    config = buckets.usable_config(tenant.id)
+    config = buckets.usable_config(tenant_id)
     if config is None:
         raise StorageFailed("This tenant stores results in its own bucket, but that bucket is not verified; "
                             "verify it (POST /api/v1/tenant/storage/bucket/verify) or switch back to the "
